@@ -1,0 +1,59 @@
+"""The ``agrnet`` command: a thin front end that parses arguments and calls the library.
+
+Each subcommand lives in the module that does the work. A module listed in ``COMMANDS`` exposes
+``configure_parser(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from agrnet import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("agrnet.train", "train AGRNet (Algorithm 1); synthetic faces by default"),
+    "evaluate": ("agrnet.evaluate", "score a checkpoint on a dataset split at original size"),
+    "predict": ("agrnet.predict", "parse image files or folders into label maps and overlays"),
+    "export": ("agrnet.export", "export a checkpoint to ONNX"),
+    "prepare": ("agrnet.data.prepare", "check a downloaded dataset and write its caches"),
+    "bench": ("agrnet.bench", "time training and inference, report peak memory"),
+    "complexity": ("agrnet.model.flops", "FLOPs and parameters per part (Table I(d))"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser for each available command."""
+    parser = argparse.ArgumentParser(
+        prog="agrnet",
+        description="AGRNet face parsing: train, evaluate, predict, export, prepare data, benchmark.",
+    )
+    parser.add_argument("--version", action="version", version=f"agrnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure_parser(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``agrnet`` console script and of ``python -m agrnet``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""AGRNet (Fig. 2 and 4): backbone -> pyramid pooling -> fusion (Eq. 1) -> edge masking (Eq. 2) -> adaptive graph
+projection (Eq. 3) -> graph reasoning (Eq. 4) -> reprojection (Eq. 5, 6) -> decoding (Eq. 7)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agrnet.model.backbone import BACKBONES, ResNetBackbone
+from agrnet.model.context import FeatureFusion, PyramidPooling
+from agrnet.model.edge import EdgePerceivingModule
+from agrnet.model.graph import (
+    AdaptiveGraphProjection,
+    GraphReasoning,
+    GraphReprojection,
+    SpatialGraphProjection,
+    edge_masking,
+)
+
+PROJECTIONS = ("adaptive", "spatial")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class AGRNetOutput:
+    """What one forward pass produces, named after the paper's symbols.
+
+    logits: Y, N x Nc x H x W at the input size (Eq. 7).
+    raw_logits: Z0, N x Nc x H1 x W1 at 1/4 of the input (Eq. 3); None without the adaptive projection.
+    edge_logits: the edge map E before the sigmoid, N x 1 x H1 x W1; None when ``use_edge=False``.
+    vertices: XG, N x V x C with V = K * Nc, class-major (rows c*K ... c*K+K-1 belong to class c).
+    vertex_index: N x V flat indices into H1 * W1 of the pixels chosen as vertices, in the same order.
+    projection: P, N x V x (H1 * W1) (Eq. 5).
+    adjacency: A, V x V (Eq. 4); None when ``use_reasoning=False``.
+    Graph fields are None when ``use_graph=False``.
+    """
+
+    logits: torch.Tensor
+    raw_logits: torch.Tensor | None = None
+    edge_logits: torch.Tensor | None = None
+    vertices: torch.Tensor | None = None
+    vertex_index: torch.Tensor | None = None
+    projection: torch.Tensor | None = None
+    adjacency: torch.Tensor | None = None
+
+
+class Decoder(nn.Module):
+    """Eq. (7): Y = conv(X0 + XP), a 1x1 conv to Nc classes, upsampled to the input size."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Pixel features N x C x H1 x W1 -> logits N x Nc x H x W."""
+        return F.interpolate(self.classifier(features), size, mode="bilinear", align_corners=False)
+
+
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+
+class AGRNet(nn.Module):
+    """Adaptive Graph Representation learning and reasoning Network for face parsing (Te et al., TIP 2021).
+
+    Args:
+        num_classes: Nc, the number of parsing classes.
+        backbone: a torchvision ResNet name (``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``resnet152``).
+        top_k: K, vertices per class (Table I(c)).
+        projection: ``"adaptive"`` (this paper, Eq. 3) or ``"spatial"`` (the ECCV 2020 predecessor, Fig. 3(a)).
+        use_edge: the edge perceiving module and the masking of Eq. (2) (Table I(a), "Edge").
+        use_graph: projection, reasoning and reprojection; False gives the ResNet + pyramid pooling baseline
+            (Table I(a), model 1).
+        channels: C, the width of X0 and of the vertex features.
+        pretrained_backbone: None, ``"imagenet"`` (torchvision's weights), or a path to a ResNet state dict.
+        use_reasoning: the graph reasoning of Eq. (4) (Table I(a), "Graph"); False reprojects XG unchanged.
+
+    ``forward`` takes RGB images in [0, 1], N x 3 x H x W, and normalises them with the ImageNet statistics.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "resnet101",
+        top_k: int = 4,
+        projection: str = "adaptive",
+        use_edge: bool = True,
+        use_graph: bool = True,
+        channels: int = 256,
+        pretrained_backbone: str | os.PathLike[str] | None = None,
+        use_reasoning: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_positive_int("num_classes", num_classes, minimum=2)
+        _check_positive_int("top_k", top_k)
+        _check_positive_int("channels", channels)
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone: unknown {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection: expected one of {PROJECTIONS}, got {projection!r}")
+        self.num_classes = num_classes
+        self.config: dict[str, Any] = {
+            "num_classes": num_classes,
+            "backbone": backbone,
+            "top_k": top_k,
+            "projection": projection,
+            "use_edge": use_edge,
+            "use_graph": use_graph,
+            "channels": channels,
+            "use_reasoning": use_reasoning,
+        }
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+        self.backbone = ResNetBackbone(backbone, pretrained_backbone)
+        taps = self.backbone.channels
+        self.pyramid_pooling = PyramidPooling(taps.conv5, 2 * channels)
+        self.fusion = FeatureFusion(taps.conv2, 2 * channels, channels)
+        self.edge = EdgePerceivingModule((taps.conv2, taps.conv3, taps.conv4)) if use_edge else None
+        num_vertices = top_k * num_classes
+        self.projection: AdaptiveGraphProjection | SpatialGraphProjection | None = None
+        self.reasoning: GraphReasoning | None = None
+        self.reprojection: GraphReprojection | None = None
+        if use_graph:
+            self.projection = (
+                AdaptiveGraphProjection(channels, num_classes, top_k)
+                if projection == "adaptive"
+                else SpatialGraphProjection(num_vertices)
+            )
+            self.reasoning = GraphReasoning(num_vertices, channels) if use_reasoning else None
+            self.reprojection = GraphReprojection()
+        self.decoder = Decoder(channels, num_classes)
+
+    def forward(self, images: torch.Tensor) -> AGRNetOutput:
+        """Images N x 3 x H x W in [0, 1] -> AGRNetOutput (Algorithm 1, forward part)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images: expected N x 3 x H x W, got shape {tuple(images.shape)}")
+        size = (images.shape[-2], images.shape[-1])
+        taps = self.backbone((images - self.mean) / self.std)
+        x2 = self.pyramid_pooling(taps.conv5)
+        x0 = self.fusion(taps.conv2, x2)
+        edge_logits = self.edge(taps.conv2, taps.conv3, taps.conv4) if self.edge is not None else None
+        if self.projection is None or self.reprojection is None:
+            return AGRNetOutput(logits=self.decoder(x0, size), edge_logits=edge_logits)
+
+        xe, xne = (x0, x0) if edge_logits is None else edge_masking(x0, torch.sigmoid(edge_logits))
+        z0, vertices, vertex_index = self.projection(x0, xne)
+        reasoned = vertices if self.reasoning is None else self.reasoning(vertices)
+        xp, projection = self.reprojection(vertices, reasoned, xe)
+        return AGRNetOutput(
+            logits=self.decoder(x0 + xp, size),
+            raw_logits=z0,
+            edge_logits=edge_logits,
+            vertices=vertices,
+            vertex_index=vertex_index,
+            projection=projection,
+            adjacency=None if self.reasoning is None else self.reasoning.A,
+        )
