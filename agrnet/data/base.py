@@ -1,0 +1,120 @@
+"""What every reader shares: checked file loading and the sample-dict protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from agrnet.data.edges import label_edges
+from agrnet.data.labels import LabelSchema
+
+Sample = dict[str, Any]
+Transform = Callable[[Sample], Sample]
+
+
+def open_image(path: Path, mode: str | None = None) -> Image.Image:
+    """Fully decode the image file at ``path`` (converted to PIL ``mode`` if given), with errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file is missing")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert(mode) if mode is not None and image.mode != mode else image.copy()
+    except UnidentifiedImageError as error:
+        raise RuntimeError(f"{path}: not a readable image file") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise RuntimeError(f"{path}: cannot decode image, the file is truncated or corrupt ({error})") from error
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a float32 tensor 3 x H x W in [0, 1]."""
+    array = np.array(image, dtype=np.uint8)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """The image at ``path`` as float32 3 x H x W in [0, 1] (grayscale and palette images become RGB)."""
+    return image_to_tensor(open_image(path, "RGB"))
+
+
+def read_id_map(path: Path) -> np.ndarray:
+    """A label map of ids as a uint8 H x W array: the values of an L or P image, or the first channel of an RGB
+    one (as the CelebAMask-HQ tools read their masks)."""
+    image = open_image(path)
+    if image.mode in ("L", "P"):
+        return np.array(image, dtype=np.uint8)
+    if image.mode in ("RGB", "RGBA"):
+        return np.asarray(image, dtype=np.uint8)[..., 0].copy()
+    raise ValueError(f"{path}: label image has mode {image.mode!r}; expected 8-bit ids (L, P or RGB)")
+
+
+def check_ids(label: torch.Tensor, schema: LabelSchema, path: Path | str) -> None:
+    """Raise ValueError naming ``path`` when ``label`` holds ids that are neither classes nor ``ignore_index``."""
+    bad = (label >= schema.num_classes) & (label != schema.ignore_index) | (label < 0)
+    if bad.any():
+        values = sorted(set(label[bad].unique().tolist()))[:10]
+        raise ValueError(
+            f"{path}: label ids {values} are outside the {schema.name} schema (0..{schema.num_classes - 1}, "
+            f"ignore {schema.ignore_index})"
+        )
+
+
+def check_same_size(image: torch.Tensor, label: torch.Tensor, image_path: Path, label_path: Path) -> None:
+    """Raise ValueError when image (3 x H x W) and label (H x W) differ in size, naming both files."""
+    if tuple(image.shape[-2:]) != tuple(label.shape[-2:]):
+        raise ValueError(
+            f"{label_path}: label is {label.shape[-1]}x{label.shape[-2]} (WxH) but its image {image_path} is "
+            f"{image.shape[-1]}x{image.shape[-2]}"
+        )
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """``path`` when it is a folder, else FileNotFoundError saying which part of the layout is missing."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: {what} folder not found (see data/README.md for the expected layout)")
+    return path
+
+
+def check_split(split: str, splits: tuple[str, ...], dataset: str) -> str:
+    """``split`` when it is one of ``splits``, else ValueError."""
+    if split not in splits:
+        raise ValueError(f"{dataset}: unknown split {split!r}; choose one of {list(splits)}")
+    return split
+
+
+class ParsingDataset(Dataset):
+    """Base of every reader: ``load(index)`` gives ``image``, ``label``, ``name`` and extras; ``__getitem__``
+    applies ``transform`` and adds the edge ground truth (``label_edges`` of the final label) unless the
+    transform already did.
+
+    Subclasses set ``schema`` and implement ``__len__`` and ``load``.
+    """
+
+    schema: LabelSchema
+
+    def __init__(self, transform: Transform | None = None) -> None:
+        self.transform = transform
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, index: int) -> Sample:
+        """The untransformed sample ``index`` (no ``edge``)."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> Sample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{type(self).__name__}: index {index} out of range for {len(self)} samples")
+        sample = self.load(index % len(self))
+        if self.transform is not None:
+            sample = self.transform(sample)
+        if "edge" not in sample:
+            sample["edge"] = label_edges(sample["label"], self.schema.ignore_index)
+        return sample

@@ -1,0 +1,423 @@
+"""Readers of the published face- and human-parsing datasets, one per release layout (see data/README.md).
+
+Every reader is a torch Dataset of sample dicts: ``image`` float32 3 x H x W in [0, 1], ``label`` int64 H x W
+(255 = ignore), ``edge`` bool H x W (``label_edges``), ``name`` str, plus the extras a dataset has (``yaw`` for
+FASSEG multipose, ``landmarks`` for LaPa on request). Bad files raise an error that names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from agrnet.data.base import (
+    ParsingDataset,
+    Sample,
+    Transform,
+    check_ids,
+    check_same_size,
+    check_split,
+    image_to_tensor,
+    open_image,
+    read_id_map,
+    read_image,
+    require_dir,
+)
+from agrnet.data.labels import (
+    CELEBAMASK_HQ,
+    CELEBAMASK_HQ_PARTS,
+    HELEN,
+    LAPA,
+    LabelSchema,
+)
+from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
+from agrnet.data.labels import LIP as LIP_SCHEMA
+from agrnet.data.synthetic import SyntheticFaces
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Files of ``folder`` whose suffix is in ``suffixes`` (case-insensitive), keyed by stem."""
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in suffixes}
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _id_label(path: Path, image: torch.Tensor, image_path: Path, schema: LabelSchema) -> torch.Tensor:
+    """Read an id-map label and check it against its image's size and the schema."""
+    label = torch.from_numpy(read_id_map(path)).long()
+    check_same_size(image, label, image_path, path)
+    check_ids(label, schema, path)
+    return label
+
+
+class LaPa(ParsingDataset):
+    """LaPa (Liu et al., AAAI 2020): ``<root>/<split>/images/<name>.jpg``, ``labels/<name>.png`` (ids 0..10),
+    ``landmarks/<name>.txt`` (106 points); split = train | val | test.
+
+    With ``landmarks=True`` each sample also carries ``landmarks``, float32 106 x 2 (x, y) in pixels.
+    """
+
+    schema = LAPA
+    splits = ("train", "val", "test")
+
+    def __init__(
+        self, root: str | Path, split: str = "train", transform: Transform | None = None, landmarks: bool = False
+    ) -> None:
+        super().__init__(transform)
+        self.root = Path(root)
+        self.split = check_split(split, self.splits, "LaPa")
+        base = require_dir(self.root / split, f"LaPa {split} split")
+        self.image_dir = require_dir(base / "images", "LaPa images")
+        self.label_dir = require_dir(base / "labels", "LaPa labels")
+        self.landmark_dir = require_dir(base / "landmarks", "LaPa landmarks") if landmarks else None
+        images = _files_by_stem(self.image_dir, IMAGE_SUFFIXES)
+        labels = _files_by_stem(self.label_dir, (".png",))
+        self.names = sorted(images.keys() | labels.keys())
+        self._images = images
+        self._labels = labels
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> Sample:
+        name = self.names[index]
+        image_path = self._images.get(name, self.image_dir / f"{name}.jpg")
+        label_path = self._labels.get(name, self.label_dir / f"{name}.png")
+        image = read_image(image_path)
+        sample: Sample = {"image": image, "label": _id_label(label_path, image, image_path, self.schema), "name": name}
+        if self.landmark_dir is not None:
+            sample["landmarks"] = read_landmarks(self.landmark_dir / f"{name}.txt")
+        return sample
+
+
+def read_landmarks(path: Path) -> torch.Tensor:
+    """A LaPa landmark file (first line the count n, then n lines ``x y``) as float32 n x 2."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: landmark file is missing")
+    try:
+        lines = path.read_text().split("\n")
+        count = int(lines[0])
+        points = np.array([line.split() for line in lines[1 : count + 1]], dtype=np.float32)
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"{path}: malformed landmark file ({error})") from error
+    if points.shape != (count, 2):
+        raise ValueError(f"{path}: expected {count} lines of 'x y', got an array of shape {points.shape}")
+    return torch.from_numpy(points)
+
+
+def default_cache_dir() -> Path:
+    """Where caches go: ``$AGRNET_CACHE``, else ``~/.cache/agrnet``."""
+    return Path(os.environ.get("AGRNET_CACHE") or Path.home() / ".cache" / "agrnet").expanduser()
+
+
+def _write_png_atomically(array: np.ndarray, path: Path) -> None:
+    """Save ``array`` as a PNG at ``path`` so that readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            Image.fromarray(array).save(file, format="PNG")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class CelebAMaskHQ(ParsingDataset):
+    """CelebAMask-HQ (Lee et al., CVPR 2020) in its raw release layout.
+
+    ``<root>/CelebA-HQ-img/<i>.jpg`` (1024 x 1024) and ``<root>/CelebAMask-HQ-mask-anno/<i // 2000>/
+    <i:05d>_<part>.png`` (512 x 512, part where nonzero). The parts are merged in the official order
+    (``CELEBAMASK_HQ_PARTS``), later parts overwriting earlier ones, as the release's ``g_mask.py`` does; merged
+    maps are cached as PNGs under ``<cache_dir>/celebamask-hq/<hash of root>/`` (``cache_dir`` defaults to
+    ``$AGRNET_CACHE`` or ``~/.cache/agrnet``), never inside ``root``. Images are resized to the 512 x 512 label
+    grid (bilinear, antialiased). Splits train | val | test come from CelebA's ``list_eval_partition.txt`` and the
+    release's ``CelebA-HQ-to-CelebA-mapping.txt`` (both in ``root``; 24,183 / 2,993 / 2,824 images);
+    ``split="all"`` takes every image present.
+    """
+
+    schema = CELEBAMASK_HQ
+    splits = ("train", "val", "test", "all")
+    image_folder = "CelebA-HQ-img"
+    mask_folder = "CelebAMask-HQ-mask-anno"
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transform: Transform | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(transform)
+        self.root = Path(root)
+        self.split = check_split(split, self.splits, "CelebAMask-HQ")
+        self.image_dir = require_dir(self.root / self.image_folder, "CelebAMask-HQ image")
+        self.mask_dir = require_dir(self.root / self.mask_folder, "CelebAMask-HQ mask annotation")
+        if split == "all":
+            stems = _files_by_stem(self.image_dir, (".jpg",))
+            self.indices = sorted(int(s) for s in stems if s.isdigit())
+        else:
+            self.indices = celebamask_hq_split(self.root)[split]
+        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
+        self.cache_dir = Path(cache_dir or default_cache_dir()) / "celebamask-hq" / digest
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def part_path(self, index: int, part: str) -> Path:
+        """The release's mask file of ``part`` for image ``index``."""
+        return self.mask_dir / str(index // 2000) / f"{index:05d}_{part}.png"
+
+    def merge_parts(self, index: int) -> np.ndarray:
+        """The 512 x 512 uint8 id map of image ``index``, merged from its part masks.
+
+        Ids grow along the merge order, so "later parts overwrite earlier ones" is the largest id whose mask is
+        set at a pixel: one maximum over the stacked masks instead of a loop of overwrites.
+        """
+        found = [
+            (part_id, path)
+            for part_id, part in enumerate(CELEBAMASK_HQ_PARTS, start=1)
+            if (path := self.part_path(index, part)).is_file()
+        ]
+        if not found:
+            raise FileNotFoundError(f"{self.part_path(index, 'skin').parent}: no part masks for image {index}")
+        masks = [read_id_map(path) for _, path in found]
+        shapes = {mask.shape for mask in masks}
+        if len(shapes) != 1:
+            sizes = ", ".join(f"{p.name} {m.shape[1]}x{m.shape[0]}" for (_, p), m in zip(found, masks, strict=True))
+            raise ValueError(f"{found[0][1].parent}: part masks of image {index} differ in size ({sizes})")
+        ids = np.array([part_id for part_id, _ in found], dtype=np.uint8)[:, None, None]
+        return ((np.stack(masks) != 0) * ids).max(axis=0)
+
+    def merged_label(self, index: int) -> np.ndarray:
+        """The merged id map of image ``index``, from the cache when there, else merged and cached atomically."""
+        cached = self.cache_dir / f"{index}.png"
+        if cached.is_file():
+            return read_id_map(cached)
+        merged = self.merge_parts(index)
+        _write_png_atomically(merged, cached)
+        return merged
+
+    def load(self, index: int) -> Sample:
+        i = self.indices[index]
+        image_path = self.image_dir / f"{i}.jpg"
+        image = open_image(image_path, "RGB")
+        label = torch.from_numpy(self.merged_label(i)).long()
+        height, width = label.shape
+        if image.size != (width, height):
+            if image.size != (2 * width, 2 * height):
+                raise ValueError(
+                    f"{image_path}: image is {image.size[0]}x{image.size[1]} but its merged masks are "
+                    f"{width}x{height}; expected equal sizes or the release's 2:1"
+                )
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        return {"image": image_to_tensor(image), "label": label, "name": str(i)}
+
+
+def celebamask_hq_split(root: Path) -> dict[str, list[int]]:
+    """CelebA-HQ indices of the train, val and test splits, from ``CelebA-HQ-to-CelebA-mapping.txt`` (columns
+    ``idx orig_idx orig_file``) and CelebA's ``list_eval_partition.txt`` (``<file> <0|1|2>``)."""
+    mapping_path = root / "CelebA-HQ-to-CelebA-mapping.txt"
+    partition_path = root / "list_eval_partition.txt"
+    for path in (mapping_path, partition_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: needed for the CelebAMask-HQ train/val/test splits (or use split='all')")
+    try:
+        partition = {
+            file: int(code)
+            for file, code in (line.split() for line in partition_path.read_text().splitlines() if line.strip())
+        }
+        rows = [line.split() for line in mapping_path.read_text().splitlines()[1:] if line.strip()]
+        split_of = {int(idx): partition[orig_file] for idx, _, orig_file in rows}
+    except (ValueError, KeyError) as error:
+        raise ValueError(f"{mapping_path} / {partition_path}: malformed or inconsistent ({error!r})") from error
+    names = ("train", "val", "test")
+    return {name: sorted(i for i, code in split_of.items() if code == number) for number, name in enumerate(names)}
+
+
+class Helen(ParsingDataset):
+    """Helen (Le et al., ECCV 2012) with the parsing labels of Smith et al. (CVPR 2013), the
+    ``SmithCVPR2013_dataset_resized`` release: ``<root>/images/<name>.jpg``, ``<root>/labels/<name>/
+    <name>_lbl00.png`` ... ``_lbl10.png`` (one soft map per class), and the split lists ``exemplars.txt`` (train,
+    2,000), ``tuning.txt`` (val, 230), ``testing.txt`` (test, 100) with lines ``<n> , <name>``.
+
+    The label is the per-pixel argmax of the eleven class maps (ties go to the lower id).
+    """
+
+    schema = HELEN
+    splits = ("train", "val", "test")
+    list_files = {"train": "exemplars.txt", "val": "tuning.txt", "test": "testing.txt"}
+
+    def __init__(self, root: str | Path, split: str = "train", transform: Transform | None = None) -> None:
+        super().__init__(transform)
+        self.root = Path(root)
+        self.split = check_split(split, self.splits, "Helen")
+        self.image_dir = require_dir(self.root / "images", "Helen images")
+        self.label_dir = require_dir(self.root / "labels", "Helen labels")
+        list_path = self.root / self.list_files[split]
+        if not list_path.is_file():
+            raise FileNotFoundError(f"{list_path}: Helen {split} list is missing")
+        rows = [line.split(",") for line in list_path.read_text().splitlines() if line.strip()]
+        if any(len(row) != 2 for row in rows):
+            raise ValueError(f"{list_path}: expected lines '<n> , <name>'")
+        self.names = [name.strip() for _, name in rows]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> Sample:
+        name = self.names[index]
+        image_path = self.image_dir / f"{name}.jpg"
+        image = read_image(image_path)
+        paths = [self.label_dir / name / f"{name}_lbl{k:02d}.png" for k in range(self.schema.num_classes)]
+        maps = [read_id_map(path) for path in paths]
+        for path, class_map in zip(paths, maps, strict=True):
+            check_same_size(image, torch.from_numpy(class_map), image_path, path)
+        label = torch.from_numpy(np.stack(maps).argmax(axis=0)).long()
+        return {"image": image, "label": label, "name": name}
+
+
+class LIP(ParsingDataset):
+    """LIP (Gong et al., CVPR 2017): ``<root>/TrainVal_images/{train,val}_images/<id>.jpg``,
+    ``<root>/TrainVal_parsing_annotations/{train,val}_segmentations/<id>.png`` (ids 0..19) and
+    ``<root>/{train,val}_id.txt``; split = train | val."""
+
+    schema = LIP_SCHEMA
+    splits = ("train", "val")
+
+    def __init__(self, root: str | Path, split: str = "train", transform: Transform | None = None) -> None:
+        super().__init__(transform)
+        self.root = Path(root)
+        self.split = check_split(split, self.splits, "LIP")
+        self.image_dir = require_dir(self.root / "TrainVal_images" / f"{split}_images", "LIP images")
+        self.label_dir = require_dir(
+            self.root / "TrainVal_parsing_annotations" / f"{split}_segmentations", "LIP annotations"
+        )
+        id_path = self.root / f"{split}_id.txt"
+        if not id_path.is_file():
+            raise FileNotFoundError(f"{id_path}: LIP {split} id list is missing")
+        self.names = [line.strip() for line in id_path.read_text().splitlines() if line.strip()]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> Sample:
+        name = self.names[index]
+        image_path = self.image_dir / f"{name}.jpg"
+        image = read_image(image_path)
+        label = _id_label(self.label_dir / f"{name}.png", image, image_path, self.schema)
+        return {"image": image, "label": label, "name": name}
+
+
+def snap_to_palette(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Ids of the nearest palette colour (squared RGB distance) for an H x W x 3 colour-coded label.
+
+    Exact palette colours (nearly all pixels) are looked up directly; only the others pay for distances.
+    """
+    codes = rgb.astype(np.int32) @ np.array([65536, 256, 1], dtype=np.int32)
+    palette_codes = palette.astype(np.int32) @ np.array([65536, 256, 1], dtype=np.int32)
+    order = np.argsort(palette_codes)
+    position = np.searchsorted(palette_codes[order], codes).clip(max=len(order) - 1)
+    ids = order[position]
+    off = palette_codes[ids] != codes
+    if off.any():
+        distance = ((rgb[off][:, None, :].astype(np.int32) - palette.astype(np.int32)) ** 2).sum(axis=-1)
+        ids[off] = distance.argmin(axis=-1)
+    return ids.astype(np.uint8)
+
+
+def _find_dir(parent: Path, *names: str) -> Path:
+    """The first of ``parent/name`` that exists (release folder names vary in case), else FileNotFoundError."""
+    for name in names:
+        if (parent / name).is_dir():
+            return parent / name
+    raise FileNotFoundError(f"{parent / names[0]}: FASSEG folder not found (see data/README.md for the layout)")
+
+
+class FASSEG(ParsingDataset):
+    """FASSEG (Khan, Mauro, Leonardi, ICIP 2015; Khan et al., ICME 2017), colour-coded labels.
+
+    Splits ``train`` / ``test``: frontal02, ``<root>/V2/{Train,Test}_RGB/<n>.{bmp,png}`` with labels in
+    ``V2/{Train,Test}_Labels/``. Splits ``multipose-train`` / ``multipose-test``: multipose01,
+    ``<root>/V3/{Train,Test}_RGB/<pose>/<name>`` with labels in ``V3/{Train,Test}_labels/<pose>/``, where the
+    pose folder is the yaw in degrees (-90, -75, ..., 0, +15, ..., +90); those samples carry ``yaw`` (int). Label
+    colours are snapped to the nearest palette colour (the files hold some anti-aliased pixels).
+    """
+
+    schema = FASSEG_SCHEMA
+    splits = ("train", "test", "multipose-train", "multipose-test")
+
+    def __init__(self, root: str | Path, split: str = "train", transform: Transform | None = None) -> None:
+        super().__init__(transform)
+        self.root = Path(root)
+        self.split = check_split(split, self.splits, "FASSEG")
+        part = split.removeprefix("multipose-").capitalize()
+        version = self.root / ("V3" if split.startswith("multipose") else "V2")
+        self.image_dir = _find_dir(version, f"{part}_RGB")
+        self.label_dir = _find_dir(version, f"{part}_Labels", f"{part}_labels")
+        if split.startswith("multipose"):
+            poses = sorted((p.name for p in self.image_dir.iterdir() if p.is_dir()), key=int)
+            folders = [(pose, self.image_dir / pose, self.label_dir / pose) for pose in poses]
+        else:
+            folders = [("", self.image_dir, self.label_dir)]
+        self.items: list[tuple[str, str, Path, Path]] = []
+        for pose, image_folder, label_folder in folders:
+            images = _files_by_stem(image_folder, (".bmp", ".png"))
+            labels = _files_by_stem(label_folder, (".bmp", ".png")) if label_folder.is_dir() else {}
+            for stem in sorted(images.keys() | labels.keys(), key=_natural_key):
+                image_path = images.get(stem, image_folder / f"{stem}.png")
+                self.items.append((pose, stem, image_path, labels.get(stem, label_folder / f"{stem}.png")))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> Sample:
+        pose, stem, image_path, label_path = self.items[index]
+        image = read_image(image_path)
+        colours = np.asarray(open_image(label_path, "RGB"), dtype=np.uint8)
+        label = torch.from_numpy(snap_to_palette(colours, self.schema.palette)).long()
+        check_same_size(image, label, image_path, label_path)
+        sample: Sample = {"image": image, "label": label, "name": f"{pose}/{stem}" if pose else stem}
+        if pose:
+            sample["yaw"] = int(pose)
+        return sample
+
+
+DATASETS: dict[str, type[ParsingDataset]] = {
+    "lapa": LaPa,
+    "celebamask-hq": CelebAMaskHQ,
+    "helen": Helen,
+    "lip": LIP,
+    "fasseg": FASSEG,
+    "synthetic": SyntheticFaces,
+}
+
+
+def build_dataset(
+    name: str, root: str | Path | None = None, split: str = "train", transform: Transform | None = None, **kwargs: Any
+) -> ParsingDataset:
+    """The dataset called ``name`` (a key of ``DATASETS``) for ``split``.
+
+    "synthetic" needs no ``root``; its keyword arguments are ``num_images``, ``size`` and ``seed`` (see
+    ``SyntheticFaces``), and each split draws its own images. Every other dataset needs ``root``.
+    """
+    key = name.lower().replace("_", "-")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    if key == "synthetic":
+        return SyntheticFaces(split=split, transform=transform, **kwargs)
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs a root folder (see data/README.md)")
+    return DATASETS[key](root, split=split, transform=transform, **kwargs)

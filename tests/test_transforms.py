@@ -1,0 +1,152 @@
+"""Training and evaluation transforms: geometry, fills, the left/right swap, edges, reproducibility."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from agrnet.data import CELEBAMASK_HQ, LAPA, EvalTransform, SyntheticFaces, TrainTransform, label_edges
+
+
+def _halves_sample(height: int = 32, width: int = 40) -> dict:
+    """Image dark on the left, bright on the right; label: right brow + right eye on the left half, left ones on
+    the right half (a subject facing the camera), plus a row of nose."""
+    image = torch.zeros(3, height, width)
+    image[:, :, width // 2 :] = 1.0
+    label = torch.full((height, width), 3)
+    label[:, width // 2 :] = 2
+    label[height // 2 :, : width // 2] = 5
+    label[height // 2 :, width // 2 :] = 4
+    label[0] = 6
+    return {"image": image, "label": label, "name": "halves", "yaw": 15}
+
+
+def test_output_format_and_recomputed_edges() -> None:
+    transform = TrainTransform(48, LAPA)
+    sample = transform(SyntheticFaces(1, 64, seed=0)[0])
+    assert sample["image"].shape == (3, 48, 48) and sample["image"].dtype == torch.float32
+    assert sample["label"].shape == (48, 48) and sample["label"].dtype == torch.int64
+    assert type(sample["image"]) is torch.Tensor and type(sample["label"]) is torch.Tensor
+    assert torch.equal(sample["edge"], label_edges(sample["label"]))
+    ids = set(sample["label"].unique().tolist())
+    assert ids <= set(range(LAPA.num_classes)) | {255}
+
+
+def test_flip_swaps_left_and_right_exactly_once() -> None:
+    transform = TrainTransform((32, 40), LAPA, rotation=0.0, scale=(1.0, 1.0), flip=True)
+    original = _halves_sample()
+    outcomes = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        out = transform(original)
+        flipped = out["image"][0, 5, 0] > 0.5  # the bright half moved to the left
+        outcomes.add(bool(flipped))
+        if flipped:
+            # What was at the image's right (subject's left: ids 2, 4) moved to the left and became the subject's
+            # right after mirroring, so each half keeps its ids.
+            assert torch.equal(out["label"], original["label"])
+            # Pixels flipped without the swap would put ids 2/4 on the left: check that did not happen.
+            assert (out["label"][1:, :20] != 2).all() and (out["label"][16:, :20] == 5).all()
+        else:
+            assert torch.equal(out["label"], original["label"])
+            assert torch.equal(out["image"], original["image"])
+    assert outcomes == {True, False}, "both outcomes should occur in 12 draws"
+
+
+def test_flip_moves_ids_of_an_asymmetric_map() -> None:
+    transform = TrainTransform(8, CELEBAMASK_HQ, rotation=0.0, scale=(1.0, 1.0))
+    label = torch.zeros(8, 8, dtype=torch.int64)
+    label[2, 1] = 4  # l_eye on the image left, nothing on the right
+    label[5, 6] = 12  # l_lip (lower lip) is not a side class
+    sample = {"image": torch.rand(3, 8, 8), "label": label, "name": "x"}
+    for seed in range(10):
+        torch.manual_seed(seed)
+        out = transform(sample)
+        if not torch.equal(out["image"], sample["image"]):
+            assert out["label"][2, 6] == 5 and (out["label"] == 4).sum() == 0
+            assert out["label"][5, 1] == 12
+            return
+    pytest.fail("no flip in 10 draws")
+
+
+def test_no_flip_when_disabled() -> None:
+    transform = TrainTransform((32, 40), LAPA, rotation=0.0, scale=(1.0, 1.0), flip=False)
+    original = _halves_sample()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        assert torch.equal(transform(original)["image"], original["image"])
+
+
+def test_padding_fills_image_with_zero_and_label_with_ignore() -> None:
+    transform = TrainTransform(40, LAPA, rotation=0.0, scale=(0.75, 0.75), flip=False)
+    sample = {"image": torch.ones(3, 40, 40), "label": torch.ones(40, 40, dtype=torch.int64), "name": "x"}
+    out = transform(sample)
+    assert out["label"][0, 0] == 255 and out["image"][:, 0, 0].eq(0).all()
+    assert out["label"][20, 20] == 1 and out["image"][:, 20, 20].eq(1).all()
+    assert not out["edge"].any(), "the border of the padding is not a class boundary"
+
+
+def test_resize_matches_the_evaluation_resize() -> None:
+    wide = {"image": torch.rand(3, 20, 40), "label": torch.ones(20, 40, dtype=torch.int64), "name": "x"}
+    out = TrainTransform(40, LAPA, rotation=0.0, scale=(1.0, 1.0), flip=False)(wide)
+    assert out["label"].shape == (40, 40) and (out["label"] == 1).all()
+    torch.testing.assert_close(out["image"], EvalTransform(40)(wide)["image"], atol=1e-5, rtol=0)
+
+
+def test_rotation_rotates_image_and_label_together() -> None:
+    transform = TrainTransform(64, LAPA, rotation=30.0, scale=(0.75, 1.25), flip=False)
+    sample = SyntheticFaces(1, 64, seed=2)[0]
+    torch.manual_seed(0)
+    out = transform(sample)
+    assert not torch.equal(out["label"], sample["label"])
+    # Where the label says skin, the image must still show skin-coloured pixels: compare mean colours per class.
+    skin_before = sample["image"][:, sample["label"] == 1].mean(1)
+    skin_after = out["image"][:, out["label"] == 1].mean(1)
+    assert (skin_before - skin_after).abs().max() < 0.05
+
+
+def test_seeded_reproducibility_and_extras_pass_through() -> None:
+    transform = TrainTransform(48, LAPA)
+    sample = _halves_sample()
+    torch.manual_seed(42)
+    first = transform(sample)
+    torch.manual_seed(42)
+    second = transform(sample)
+    assert torch.equal(first["image"], second["image"]) and torch.equal(first["label"], second["label"])
+    assert first["yaw"] == 15 and first["name"] == "halves"
+
+
+def test_dataloader_workers_replay_with_a_seeded_generator() -> None:
+    dataset = SyntheticFaces(4, 48, seed=0, transform=TrainTransform(40, LAPA))
+
+    def run() -> torch.Tensor:
+        loader = DataLoader(dataset, batch_size=4, num_workers=2, generator=torch.Generator().manual_seed(5))
+        return next(iter(loader))["label"]
+
+    assert torch.equal(run(), run())
+
+
+def test_landmarks_are_refused() -> None:
+    sample = {**_halves_sample(), "landmarks": torch.zeros(106, 2)}
+    with pytest.raises(ValueError, match="landmarks"):
+        TrainTransform(32, LAPA)(sample)
+
+
+def test_eval_transform_resizes_only_the_image() -> None:
+    sample = SyntheticFaces(1, (60, 50), seed=0)[0]
+    out = EvalTransform(32)(sample)
+    assert out["image"].shape == (3, 32, 32)
+    assert out["original_size"] == (60, 50)
+    assert out["label"] is sample["label"] and out["edge"] is sample["edge"]
+    assert 0.0 <= out["image"].min() and out["image"].max() <= 1.0
+    assert EvalTransform((24, 16))(sample)["image"].shape == (3, 24, 16)
+    with pytest.raises(ValueError, match="size"):
+        EvalTransform(0)
+
+
+def test_dataset_applies_eval_transform_and_adds_full_size_edges() -> None:
+    dataset = SyntheticFaces(2, 64, seed=0, transform=EvalTransform(32))
+    sample = dataset[1]
+    assert sample["image"].shape == (3, 32, 32) and sample["label"].shape == (64, 64)
+    assert torch.equal(sample["edge"], label_edges(sample["label"]))
