@@ -1,0 +1,417 @@
+"""Scoring a checkpoint the way the paper scores (Sec. V-A, Table II): at each image's original size, optionally with
+flip test-time augmentation, from one confusion matrix summed over the whole split.
+
+One inference path serves evaluation and prediction: ``predict_logits`` runs the model (and its mirrored twin with
+``flip``), ``labels_at_sizes`` resizes the logits Y back to each image's original size and takes the argmax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from agrnet import __version__
+from agrnet.data.labels import LabelSchema
+from agrnet.distributed import resolve_device
+from agrnet.metrics import ConfusionMatrix
+
+# The AGRNet row of Table II (F1, %), each column mapped to the report entry it compares with: "f1/<class name>",
+# "group_f1/<group name>" (classes merged, see agrnet.metrics) or "mean_f1". Columns keep the paper's order and names.
+PAPER_TABLE_II: dict[str, tuple[tuple[str, str, float], ...]] = {
+    "helen": (
+        ("Skin", "f1/skin", 95.1),
+        ("Nose", "f1/nose", 95.9),
+        ("U-lip", "f1/upper lip", 83.2),
+        ("I-mouth", "f1/inner mouth", 90.0),
+        ("L-lip", "f1/lower lip", 90.9),
+        ("Eyes", "group_f1/eyes", 90.1),
+        ("Brows", "group_f1/brows", 85.0),
+        ("Mouth", "group_f1/mouth", 96.2),
+        ("Overall", "group_f1/overall", 93.2),
+    ),
+    "lapa": (
+        ("Skin", "f1/skin", 97.7),
+        ("Hair", "f1/hair", 96.5),
+        ("L-Eye", "f1/left eye", 91.6),
+        ("R-Eye", "f1/right eye", 91.1),
+        ("U-lip", "f1/upper lip", 88.5),
+        ("I-mouth", "f1/inner mouth", 90.7),
+        ("L-lip", "f1/lower lip", 90.1),
+        ("Nose", "f1/nose", 97.3),
+        ("L-Brow", "f1/left eyebrow", 89.9),
+        ("R-Brow", "f1/right eyebrow", 90.0),
+        ("Mean", "mean_f1", 92.3),
+    ),
+    "celebamask-hq": (
+        ("Face", "f1/skin", 96.5),
+        ("Nose", "f1/nose", 93.9),
+        ("Glasses", "f1/eye_g", 91.8),
+        ("L-Eye", "f1/l_eye", 88.7),
+        ("R-Eye", "f1/r_eye", 89.1),
+        ("L-Brow", "f1/l_brow", 85.5),
+        ("R-Brow", "f1/r_brow", 85.6),
+        ("L-Ear", "f1/l_ear", 88.1),
+        ("R-Ear", "f1/r_ear", 88.7),
+        ("I-Mouth", "f1/mouth", 92.0),
+        ("U-Lip", "f1/u_lip", 89.1),
+        ("L-Lip", "f1/l_lip", 91.1),
+        ("Hair", "f1/hair", 95.2),
+        ("Hat", "f1/hat", 87.2),
+        ("Earring", "f1/ear_r", 69.6),
+        ("Necklace", "f1/neck_l", 32.8),
+        ("Neck", "f1/neck", 89.9),
+        ("Cloth", "f1/cloth", 84.9),
+        ("Mean", "mean_f1", 85.5),
+    ),
+}
+TABLE_COLUMNS_PER_BLOCK = 10
+
+
+def parse_device(name: str | torch.device) -> torch.device:
+    """The device of a ``--device`` option (``"auto"``: CUDA when available, else the CPU), checked to exist here.
+
+    Resolution is ``agrnet.distributed.resolve_device``; errors here name ``--device`` and the problem.
+    """
+    try:
+        device = resolve_device(str(name))
+    except RuntimeError as error:
+        raise ValueError(f"--device {str(name)!r}: {error} (use auto, cpu, cuda, cuda:N or mps)") from error
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"--device {str(name)!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {str(name)!r}: MPS is not available on this machine (use --device cpu or auto)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {str(name)!r}: unsupported device type {device.type!r} (use cpu, cuda or mps)")
+    return device
+
+
+def flip_logits(logits: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
+    """Mirror logits (N x Nc x H x W) horizontally and swap the schema's left/right channels.
+
+    Applied to the logits of a flipped image, this gives logits aligned with the unflipped image and its labels.
+    """
+    permutation = schema.flip_permutation().to(logits.device)
+    return logits.flip(-1).index_select(1, permutation)
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    schema: LabelSchema,
+    flip: bool = False,
+    amp: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Y for images N x 3 x H x W in [0, 1], float32 N x Nc x H x W at the input size.
+
+    With ``flip``, the flipped images run in the same batch and Y is the mean of the plain logits and the
+    ``flip_logits`` of the flipped ones. ``amp`` is an autocast dtype (torch.bfloat16, torch.float16) or None.
+    """
+    batch = torch.cat([images, images.flip(-1)]) if flip else images
+    with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
+        logits = model(batch).logits.float()
+    if flip:
+        plain, mirrored = logits.chunk(2)
+        logits = (plain + flip_logits(mirrored, schema)) / 2
+    return logits
+
+
+def labels_at_sizes(logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+    """Resize logits (N x Nc x h x w) bilinearly to each image's size (H_i, W_i) and take the argmax: N label maps.
+
+    Images that share a size are resized together.
+    """
+    if len(sizes) != logits.shape[0]:
+        raise ValueError(f"sizes: expected {logits.shape[0]} sizes, one per image, got {len(sizes)}")
+    labels: dict[int, torch.Tensor] = {}
+    for size in dict.fromkeys(tuple(map(int, s)) for s in sizes):
+        index = [i for i, s in enumerate(sizes) if tuple(map(int, s)) == size]
+        resized = F.interpolate(logits[index], size=size, mode="bilinear", align_corners=False).argmax(1)
+        labels.update(zip(index, resized, strict=True))
+    return [labels[i] for i in range(len(sizes))]
+
+
+def collate_eval(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Batch evaluation samples: images stacked (they share the model input size), labels kept as a list at their
+    original sizes."""
+    shapes = {tuple(sample["image"].shape) for sample in samples}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"images in one batch differ in size {sorted(shapes)}: resize them with EvalTransform or use batch_size=1"
+        )
+    return {
+        "image": torch.stack([sample["image"] for sample in samples]),
+        "label": [sample["label"] for sample in samples],
+        "name": [sample["name"] for sample in samples],
+    }
+
+
+def check_schemas(model_schema: LabelSchema, data_schema: LabelSchema, source: str = "the checkpoint") -> None:
+    """Raise ValueError when a model's classes are not the dataset's (a checkpoint from another schema)."""
+    if model_schema.classes != data_schema.classes:
+        raise ValueError(
+            f"{source} predicts the {model_schema.name!r} schema ({model_schema.num_classes} classes) but the "
+            f"dataset uses {data_schema.name!r} ({data_schema.num_classes} classes: {', '.join(data_schema.classes)})"
+        )
+
+
+def check_model_schema(model: nn.Module, schema: LabelSchema) -> None:
+    """Raise ValueError when ``model`` predicts a different number of classes than ``schema`` has."""
+    num_classes = getattr(model, "num_classes", schema.num_classes)
+    if num_classes != schema.num_classes:
+        raise ValueError(f"model predicts {num_classes} classes but schema {schema.name!r} has {schema.num_classes}")
+
+
+def _shard(dataset: Dataset) -> Dataset:
+    """This process's share of ``dataset`` under ``torch.distributed`` (every index exactly once overall)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return dataset
+    return Subset(dataset, range(dist.get_rank(), len(dataset), dist.get_world_size()))  # type: ignore[arg-type]
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    schema: LabelSchema,
+    device: str | torch.device | None = None,
+    flip: bool = False,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    amp: torch.dtype | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score ``model`` on ``dataset`` at each image's original size; returns the report (``ConfusionMatrix.to_dict``
+    plus ``schema``, ``num_images``, ``flip`` and ``confusion_matrix``).
+
+    Samples are dicts with ``image`` (3 x h x w in [0, 1], the model's input, e.g. from ``EvalTransform``) and
+    ``label`` (H x W ids at the original size). Logits are resized back to the label's size before the argmax, and
+    the confusion matrix is summed over the whole split (and over processes under ``torch.distributed``).
+    ``device`` None keeps the model where it is; the model is left in eval mode on ``device``.
+    """
+    check_model_schema(model, schema)
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = parse_device(device)
+    model = model.eval().to(device)
+    shard = _shard(dataset)
+    loader = DataLoader(
+        shard,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_eval,
+        pin_memory=device.type == "cuda",
+    )
+    confusion = ConfusionMatrix(schema.num_classes, schema.ignore_index)
+    num_images = torch.tensor(len(shard), device=device)  # type: ignore[arg-type]
+    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        images = batch["image"].to(device, non_blocking=True)
+        targets = [label.to(device, non_blocking=True) for label in batch["label"]]
+        logits = predict_logits(model, images, schema, flip=flip, amp=amp)
+        predictions = labels_at_sizes(logits, [tuple(target.shape[-2:]) for target in targets])
+        confusion.update(torch.cat([p.flatten() for p in predictions]), torch.cat([t.flatten() for t in targets]))
+    confusion.all_reduce()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(num_images)
+    report = confusion.to_dict(schema.classes, schema.groups)
+    report.update(
+        schema=schema.name,
+        num_images=int(num_images),
+        flip=flip,
+        confusion_matrix=confusion.matrix.cpu().tolist(),
+    )
+    return report
+
+
+def _report_value(report: Mapping[str, Any], key: str) -> float | None:
+    """The score at ``key`` ("mean_f1", "f1/<class>", "group_f1/<group>") in a report, None when absent or NaN."""
+    section, _, name = key.partition("/")
+    value = report.get(section)
+    if name:
+        value = value.get(name) if isinstance(value, Mapping) else None
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def table_columns(schema: LabelSchema, dataset: str | None = None) -> list[tuple[str, str, float | None]]:
+    """(header, report key, paper F1 or None) for each column of the Table II layout.
+
+    The paper's own columns for helen, lapa and celebamask-hq; otherwise every class but background, each group,
+    and the mean.
+    """
+    if dataset is not None and dataset.lower() in PAPER_TABLE_II:
+        return list(PAPER_TABLE_II[dataset.lower()])
+    columns = [(name, f"f1/{name}", None) for name in schema.classes[1:]]
+    columns += [(f"[{name}]", f"group_f1/{name}", None) for name in schema.groups]
+    return [*columns, ("Mean", "mean_f1", None)]
+
+
+def format_table(report: Mapping[str, Any], schema: LabelSchema, dataset: str | None = None) -> str:
+    """F1 (%) per class laid out like Table II: one row for this run, one for AGRNet's published numbers when the
+    dataset is one of the paper's; wide tables are split into blocks. mIoU and pixel accuracy follow."""
+    dataset = dataset if dataset is not None else report.get("dataset")
+    columns = table_columns(schema, dataset)
+    has_paper = any(paper is not None for _, _, paper in columns)
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    blocks = []
+    for start in range(0, len(columns), TABLE_COLUMNS_PER_BLOCK):
+        chunk = columns[start : start + TABLE_COLUMNS_PER_BLOCK]
+        rows = [["F1 (%)", *(header for header, _, _ in chunk)]]
+        ours = [_report_value(report, key) for _, key, _ in chunk]
+        rows.append(["this run", *(cell(None if v is None else 100 * v) for v in ours)])
+        if has_paper:
+            rows.append(["AGRNet (paper)", *(cell(paper) for _, _, paper in chunk)])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        blocks.append("\n".join(_table_line(row, widths) for row in rows))
+    groups = "; group F1 merges its classes, see agrnet.metrics" if schema.groups else ""
+    summary = (
+        f"mIoU {cell(_percent(report.get('miou')))}  pixel accuracy {cell(_percent(report.get('pixel_accuracy')))}  "
+        f"images {report.get('num_images', '-')}  flip {'on' if report.get('flip') else 'off'}{groups}"
+    )
+    return "\n\n".join([*blocks, summary])
+
+
+def _table_line(row: Sequence[str], widths: Sequence[int]) -> str:
+    """First cell left-aligned, the numbers right-aligned, two spaces apart."""
+    cells = [row[0].ljust(widths[0])] + [text.rjust(width) for text, width in zip(row[1:], widths[1:], strict=True)]
+    return "  ".join(cells).rstrip()
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else 100 * value
+
+
+DEFAULT_SIZE = 473
+
+
+def training_config(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``TrainConfig`` a checkpoint was trained with, as a dict (empty when it does not say)."""
+    config = payload.get("config")
+    return dict(config) if isinstance(config, Mapping) else {}
+
+
+def checkpoint_size(payload: Mapping[str, Any]) -> int:
+    """The input size a checkpoint was trained at (``DEFAULT_SIZE``, the paper's 473, when it does not say)."""
+    return int(training_config(payload).get("size") or DEFAULT_SIZE)
+
+
+def warn_on_version(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Warn when a checkpoint was written by another agrnet version (it loaded, but results may differ)."""
+    version = payload.get("agrnet_version")
+    if version != __version__:
+        warnings.warn(f"checkpoint {path} was written by agrnet {version}, this is agrnet {__version__}", stacklevel=2)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``agrnet evaluate``."""
+    from agrnet.train import AMP_DTYPES
+
+    parser.add_argument("checkpoint", nargs="?", type=Path, help="checkpoint written by `agrnet train`")
+    parser.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    parser.add_argument("--data-root", type=Path, default=None, help="root folder of a downloaded dataset")
+    parser.add_argument("--split", default="val", help="split to score (default: val)")
+    parser.add_argument(
+        "--num-images", type=int, default=None,
+        help="score only the first N images (synthetic: how many to draw; default: the checkpoint's validation set)",
+    )  # fmt: skip
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument(
+        "--size", type=int, default=None, help=f"model input size (default: the checkpoint's, else {DEFAULT_SIZE})"
+    )
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
+    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+
+
+def build_eval_dataset(args: argparse.Namespace, payload: Mapping[str, Any], size: int) -> tuple[Dataset, LabelSchema]:
+    """The split to score (resized for the model by ``EvalTransform(size)``) and its label schema.
+
+    Synthetic faces are drawn as the checkpoint's training drew its validation faces (image size, seed, count).
+    """
+    from agrnet.data.datasets import build_dataset
+    from agrnet.data.transforms import EvalTransform
+
+    config = training_config(payload)
+    extra: dict[str, Any] = {}
+    if args.dataset == "synthetic":
+        count = args.num_images or config.get("num_val_images") or 100
+        extra = {"num_images": count, "size": int(config.get("size") or size), "seed": int(config.get("seed") or 0)}
+    dataset = build_dataset(args.dataset, args.data_root, args.split, transform=EvalTransform(size), **extra)
+    if args.num_images is not None and len(dataset) > args.num_images:
+        return Subset(dataset, range(args.num_images)), dataset.schema
+    return dataset, dataset.schema
+
+
+def _command(args: argparse.Namespace, size: int) -> str:
+    words = ["agrnet", "evaluate", str(args.checkpoint), "--dataset", args.dataset, "--split", args.split]
+    words += ["--data-root", str(args.data_root)] if args.data_root is not None else []
+    words += ["--num-images", str(args.num_images)] if args.num_images is not None else []
+    words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
+    words += ["--flip"] if args.flip else []
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``agrnet evaluate``: print the Table II layout and write the JSON report."""
+    from agrnet.checkpoint import load_model
+    from agrnet.train import AMP_DTYPES
+
+    if args.checkpoint is None:
+        print(
+            "agrnet evaluate: error: a checkpoint is needed. Train one first with `agrnet train` (synthetic faces "
+            "by default, no download), then pass the checkpoint it writes: `agrnet evaluate <run folder>/best.pt`",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        device = parse_device(args.device)
+        model, schema, payload = load_model(args.checkpoint, map_location=device)
+        size = args.size or checkpoint_size(payload)
+        warn_on_version(payload, args.checkpoint)
+        dataset, data_schema = build_eval_dataset(args, payload, size)
+        check_schemas(schema, data_schema, f"checkpoint {args.checkpoint}")
+        report = evaluate(
+            model, dataset, schema, device, flip=args.flip, batch_size=args.batch_size, num_workers=args.workers,
+            amp=AMP_DTYPES[args.amp], progress=True,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"agrnet evaluate: error: {error}", file=sys.stderr)
+        return 2
+    report = {
+        "command": _command(args, size),
+        "agrnet_version": __version__,
+        "checkpoint": str(args.checkpoint),
+        "checkpoint_agrnet_version": payload.get("agrnet_version"),
+        "checkpoint_step": payload.get("step"),
+        "dataset": args.dataset,
+        "split": args.split,
+        "size": size,
+        **report,
+    }
+    print(format_table(report, schema))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report written to {args.out}")
+    return 0

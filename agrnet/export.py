@@ -1,0 +1,188 @@
+"""ONNX export: the model as a graph from images (N x 3 x H x W in [0, 1]) to logits Y, runnable without PyTorch.
+
+The label schema, the agrnet version and the model configuration travel in the file's metadata
+(``metadata_props``: ``agrnet_schema`` and ``agrnet_model_config`` as JSON, ``agrnet_version``, ``input_size``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agrnet import __version__
+from agrnet.data.labels import LabelSchema
+from agrnet.evaluate import checkpoint_size, parse_device, warn_on_version
+
+OPSET = 17
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+
+
+class LogitsOnly(nn.Module):
+    """The model with a tensor output: images N x 3 x H x W in [0, 1] -> Y, N x Nc x H x W (Eq. 7)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Y, the ``logits`` field of ``AGRNetOutput``."""
+        return self.model(images).logits
+
+
+def _export_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    if height < 32 or width < 32:
+        raise ValueError(f"--size: expected at least 32 x 32 pixels, got {height} x {width}")
+    return int(height), int(width)
+
+
+def _torch_export(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int, dynamo: bool) -> None:
+    batch = {0: "batch"}
+    options: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
+    if dynamo:
+        dynamic = {"images": {0: torch.export.Dim("batch")}}
+        options |= {"dynamo": True, "dynamic_shapes": dynamic, "external_data": False}
+    else:
+        options |= {"dynamo": False, "dynamic_axes": {INPUT_NAME: batch, OUTPUT_NAME: batch}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's and the legacy exporter's deprecation notices
+        torch.onnx.export(wrapper, (example,), str(path), **options)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    size: int | tuple[int, int],
+    schema: LabelSchema | None = None,
+    opset: int = OPSET,
+) -> Path:
+    """Write ``model`` as ONNX to ``path`` for inputs of ``size`` (H, W) and any batch size; returns the path.
+
+    Uses torch's TorchScript-based exporter; when it fails and ``onnxscript`` is installed, the dynamo exporter.
+    The TorchScript exporter needs the 1/8-resolution feature map to be divisible by every pyramid-pooling bin
+    (1, 2, 3, 6): 473 (60 x 60) and multiples of 48 qualify.
+    """
+    if opset < OPSET:
+        raise ValueError(f"opset: expected {OPSET} or newer, got {opset}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = _export_size(size)
+    parameter = next(model.parameters())
+    wrapper = LogitsOnly(model).eval()
+    example = torch.rand(1, 3, height, width, device=parameter.device)
+    try:
+        _torch_export(wrapper, example, path, opset, dynamo=False)
+    except Exception as legacy_error:
+        if importlib.util.find_spec("onnxscript") is None:
+            raise RuntimeError(
+                f"ONNX export at {height} x {width} failed: {legacy_error}. Choose a size whose 1/8 feature map is "
+                f"divisible by 6 (e.g. --size 473 473, or a multiple of 48), or install onnxscript for torch's dynamo "
+                f"exporter"
+            ) from legacy_error
+        try:
+            _torch_export(wrapper, example, path, opset, dynamo=True)
+        except Exception as dynamo_error:
+            raise RuntimeError(
+                f"ONNX export at {height} x {width} failed with both exporters: {legacy_error}; {dynamo_error}"
+            ) from dynamo_error
+    _write_metadata(path, model, schema, (height, width))
+    return path
+
+
+def _write_metadata(path: Path, model: nn.Module, schema: LabelSchema | None, size: tuple[int, int]) -> None:
+    import onnx
+
+    graph = onnx.load(str(path))
+    properties = {"agrnet_version": __version__, "input_size": json.dumps(list(size))}
+    if isinstance(getattr(model, "config", None), dict):
+        properties["agrnet_model_config"] = json.dumps(model.config)
+    if schema is not None:
+        properties["agrnet_schema"] = json.dumps(schema.to_dict())
+    onnx.helper.set_model_props(graph, properties)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The agrnet metadata of an exported file: ``schema`` (LabelSchema or None), ``input_size``, version, config."""
+    import onnx
+
+    properties = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    schema = properties.get("agrnet_schema")
+    return {
+        "agrnet_version": properties.get("agrnet_version"),
+        "input_size": tuple(json.loads(properties.get("input_size", "null")) or ()),
+        "model_config": json.loads(properties.get("agrnet_model_config", "null")),
+        "schema": None if schema is None else LabelSchema.from_dict(json.loads(schema)),
+    }
+
+
+def check_onnx(
+    model: nn.Module, path: str | os.PathLike[str], batch: int = 2, atol: float = 1e-3, rtol: float = 1e-3
+) -> float:
+    """Run the exported file with onnxruntime on random images and compare with the PyTorch logits.
+
+    Returns the largest absolute difference; raises RuntimeError when it exceeds ``atol + rtol * |Y|``, and when
+    onnxruntime is not installed.
+    """
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise RuntimeError("onnxruntime is not installed: pip install 'agrnet[export]' to check the export") from error
+    size = read_metadata(path)["input_size"]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = torch.rand(batch, 3, *size)
+    parameter = next(model.parameters())
+    with torch.inference_mode():
+        expected = LogitsOnly(model).eval()(images.to(parameter.device)).float().cpu().numpy()
+    (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
+    difference = np.abs(actual - expected)
+    if actual.shape != expected.shape or not bool(np.all(difference <= atol + rtol * np.abs(expected))):
+        raise RuntimeError(
+            f"{path}: onnxruntime output differs from PyTorch (shapes {actual.shape} vs {expected.shape}, "
+            f"max |difference| {float(difference.max()):.3g} > atol {atol} + rtol {rtol} x |Y|)"
+        )
+    return float(difference.max())
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``agrnet export``."""
+    parser.add_argument("checkpoint", type=Path, help="checkpoint written by `agrnet train`")
+    parser.add_argument("--out", type=Path, default=Path("agrnet.onnx"), help="ONNX file (default: agrnet.onnx)")
+    parser.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), default=None,
+        help="input size the graph accepts (default: the checkpoint's training size, square)",
+    )  # fmt: skip
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
+    parser.add_argument("--check", action="store_true", help="compare onnxruntime's output with PyTorch's")
+    parser.add_argument("--device", default="cpu", help="device to trace on (default: cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``agrnet export``: write the ONNX file (and check it against PyTorch with ``--check``)."""
+    from agrnet.checkpoint import load_model
+
+    try:
+        device = parse_device(args.device)
+        model, schema, payload = load_model(args.checkpoint, map_location=device)
+        warn_on_version(payload, args.checkpoint)
+        size = tuple(args.size) if args.size else (checkpoint_size(payload),) * 2
+        path = export_onnx(model, args.out, size, schema, opset=args.opset)
+        print(f"wrote {path} (input {INPUT_NAME}: N x 3 x {size[0]} x {size[1]} in [0, 1], output {OUTPUT_NAME})")
+        if args.check:
+            print(f"onnxruntime matches PyTorch: max |difference| {check_onnx(model, path):.2e}")
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"agrnet export: error: {error}", file=sys.stderr)
+        return 2
+    return 0
