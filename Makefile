@@ -15,15 +15,18 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The unit tests, then every notebook of the book executed on a fresh kernel (nbval, lax: errors fail).
 test: lint
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval-lax --nbval-current-env book/
 
+# BOOKFLAGS: e.g. --train-model (train the graph chapters' small model first) or --params FILE.
 book: $(STAMP)
-	$(PY) -m agrnet.bookbuild
+	$(PY) book/build.py $(BOOKFLAGS)
 
+# The notebooks' python3 kernel is the one .venv provides (share/jupyter/kernels): nothing is installed elsewhere.
 lab: $(STAMP)
-	$(PY) -m ipykernel install --user --name agrnet --display-name "Python (agrnet)"
-	$(VENV)/bin/jupyter lab book/
+	JUPYTER_PREFER_ENV_PATH=1 $(VENV)/bin/jupyter lab --ServerApp.root_dir=book
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from agrnet.data.base import image_to_tensor, open_image
 from agrnet.data.labels import LabelSchema

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from agrnet import __version__
 from agrnet.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state

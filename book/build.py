@@ -1,0 +1,219 @@
+"""Build the executable book: papermill runs every notebook of ``_toc.yml``, then jupyter-book renders the HTML.
+
+    python book/build.py [--params FILE] [--only NAME ...] [--train-model] [--no-html] [--no-check]
+
+1. The build tree ``_build/src`` gets ``_config.yml``, ``_toc.yml`` and everything in ``book/`` but the notebooks.
+2. papermill executes each notebook into ``_build/src/book/`` with its working directory in ``book/`` (as in
+   JupyterLab and nbval), on the ``python3`` kernel of the running environment. Parameters come from the
+   notebook's own ``parameters`` cell (which adapts to the machine) unless ``--params`` overrides them.
+3. ``jupyter-book build`` renders ``_build/src`` into ``_build/html`` with warnings treated as errors.
+4. ``book/check_html.py`` opens every chapter in headless Chromium when a Chromium is installed.
+
+Any failing notebook is named and makes the build exit non-zero. ``_build/notebook-times.json`` records how long
+each notebook took. ``--train-model`` first trains the small model the graph chapters picture
+(``agrnet train --preset synthetic``, a few minutes on a CPU) into ``.cache/book/`` when it is not there yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+BUILD = ROOT / "_build"
+SOURCE = BUILD / "src"
+HTML = BUILD / "html"
+TOC = ROOT / "_toc.yml"
+CONFIG = ROOT / "_config.yml"
+KERNEL = "python3"
+#: The small model of the graph chapters: ``agrnet train --preset synthetic --out .cache/book/synthetic``.
+BOOK_MODEL_RUN = ROOT / ".cache" / "book" / "synthetic"
+SUFFIXES = (".ipynb", ".md")
+
+
+def toc_entries(toc: Path = TOC) -> list[str]:
+    """The documents of a Jupyter Book 1.x ``_toc.yml`` in reading order, as written there (no suffix)."""
+    import yaml
+
+    if not toc.is_file():
+        raise FileNotFoundError(f"{toc}: no table of contents")
+    data = yaml.safe_load(toc.read_text())
+    if not isinstance(data, dict) or "root" not in data:
+        raise ValueError(f"{toc}: expected a mapping with a 'root' entry")
+    entries = [str(data["root"])]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if "file" in node:
+                entries.append(str(node["file"]))
+            for key in ("parts", "chapters", "sections"):
+                walk(node.get(key))
+
+    walk({key: data[key] for key in ("parts", "chapters", "sections") if key in data})
+    return entries
+
+
+def entry_path(entry: str, root: Path = ROOT) -> Path:
+    """The file of a toc entry (``book/intro`` -> ``book/intro.md``); FileNotFoundError when there is none."""
+    for suffix in SUFFIXES:
+        path = root / f"{entry}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"_toc.yml entry {entry!r}: no {' or '.join(entry + s for s in SUFFIXES)} in {root}")
+
+
+def notebooks(toc: Path = TOC) -> list[Path]:
+    """The notebooks of the table of contents, in reading order."""
+    return [path for path in map(entry_path, toc_entries(toc)) if path.suffix == ".ipynb"]
+
+
+def read_parameters(path: Path | None) -> dict[str, dict[str, Any]]:
+    """A parameter file (YAML or JSON): notebook name (stem) or ``"*"`` -> {parameter: value}."""
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--params: no such file {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"--params {path}: expected a mapping of notebook name or '*' to a mapping of parameters")
+    return data
+
+
+def prepare_source_tree() -> None:
+    """Fresh ``_build/src`` with the configuration and every book file except notebooks and scripts."""
+    shutil.rmtree(SOURCE, ignore_errors=True)
+    SOURCE.mkdir(parents=True)
+    shutil.copy2(CONFIG, SOURCE / CONFIG.name)
+    shutil.copy2(TOC, SOURCE / TOC.name)
+    ignore = shutil.ignore_patterns("*.ipynb", "*.py", ".ipynb_checkpoints", "__pycache__")
+    shutil.copytree(BOOK, SOURCE / BOOK.name, ignore=ignore)
+
+
+def train_book_model() -> None:
+    """Train the graph chapters' small model into ``.cache/book/synthetic`` unless it is already there."""
+    if (BOOK_MODEL_RUN / "best.pt").is_file():
+        print(f"book model: {BOOK_MODEL_RUN / 'best.pt'} exists")
+        return
+    command = [sys.executable, "-m", "agrnet", "train", "--preset", "synthetic", "--out", str(BOOK_MODEL_RUN)]
+    print("book model:", " ".join(command[1:]), flush=True)
+    subprocess.run([*command, "--resume", "auto"], cwd=ROOT, check=True)
+
+
+def execute(notebook: Path, parameters: dict[str, Any]) -> tuple[float, str | None]:
+    """Run ``notebook`` with papermill into the build tree; (seconds, None) or (seconds, error message)."""
+    import papermill
+
+    output = SOURCE / notebook.relative_to(ROOT)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+        )
+    except Exception as error:  # any failure is reported with the notebook's name
+        return time.perf_counter() - start, f"{type(error).__name__}: {error}".strip()
+    return time.perf_counter() - start, None
+
+
+def run_notebooks(selected: list[Path], parameter_file: dict[str, dict[str, Any]]) -> list[str]:
+    """Execute ``selected`` in order; print and record timings; return the failures, one line each."""
+    failures, times = [], {}
+    for notebook in selected:
+        parameters = {**parameter_file.get("*", {}), **parameter_file.get(notebook.stem, {})}
+        shown = f" with {parameters}" if parameters else ""
+        print(f"executing {notebook.relative_to(ROOT)}{shown}", flush=True)
+        seconds, error = execute(notebook, parameters)
+        times[str(notebook.relative_to(ROOT))] = round(seconds, 1)
+        print(f"  {'FAILED' if error else 'ok'} in {seconds:.1f} s", flush=True)
+        if error:
+            failures.append(f"{notebook.relative_to(ROOT)}: {error.splitlines()[0]}")
+            print(error, file=sys.stderr)
+    (BUILD / "notebook-times.json").write_text(json.dumps(times, indent=2) + "\n")
+    return failures
+
+
+def build_html() -> int:
+    """``jupyter-book build`` of the build tree into ``_build/html``, warnings as errors."""
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book), "build", str(SOURCE), "--path-output", str(ROOT), "--all", "-W", "--keep-going"]
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
+def find_chromium() -> str | None:
+    """Debian's ``chromium`` (or another Chromium build) on PATH, if any."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; the exit status is non-zero when anything failed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, help="YAML/JSON file: notebook name or '*' -> parameters")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (by name)")
+    parser.add_argument("--train-model", action="store_true", help="train the graph chapters' model if missing")
+    parser.add_argument("--no-html", action="store_true", help="execute the notebooks, skip jupyter-book")
+    parser.add_argument("--no-check", action="store_true", help="skip the headless-Chromium check")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+
+    parameter_file = read_parameters(args.params)
+    selected = notebooks()
+    if args.only:
+        unknown = sorted(set(args.only) - {path.stem for path in selected})
+        if unknown:
+            parser.error(f"--only: no notebook named {', '.join(unknown)} in _toc.yml")
+        selected = [path for path in selected if path.stem in args.only]
+    if args.train_model:
+        train_book_model()
+
+    prepare_source_tree()
+    failures = run_notebooks(selected, parameter_file)
+    if failures:
+        print("notebooks that failed:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    if args.no_html or args.only:
+        return 0
+    status = build_html()
+    if status:
+        print(f"jupyter-book build failed (exit status {status})", file=sys.stderr)
+        return status
+    print(f"HTML: {HTML / 'index.html'}")
+    if args.no_check:
+        return 0
+    chromium = find_chromium()
+    if chromium is None:
+        print("note: no chromium on PATH, skipping the headless-browser check (apt-get install chromium)")
+        return 0
+    from check_html import check_book
+
+    entries = toc_entries()
+    with_figures = [entry for entry in entries if entry_path(entry).suffix == ".ipynb"]
+    problems = check_book(HTML, entries, with_figures, chromium=chromium, screenshots=BUILD / "screenshots")
+    for problem in problems:
+        print(f"check_html: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
