@@ -1,0 +1,406 @@
+"""``agrnet bench``: time AGRNet's training steps and inference, report throughput, peak memory and TFLOP/s.
+
+A training step is forward, ``AGRNetLoss`` (Eq. 11), backward and an SGD step on random images and blocky random
+label maps; inference is a forward pass under ``torch.inference_mode``. Warm-up steps are excluded (the first one,
+which includes ``torch.compile``'s compilation, is reported apart); each timed step is synchronised with the device,
+and min and median over the repeats are reported. Achieved TFLOP/s are the forward FLOPs of
+``agrnet.model.complexity`` times images per second (three times that for a training step: forward and backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from agrnet import __version__
+from agrnet.data.edges import label_edges
+from agrnet.losses import AGRNetLoss
+from agrnet.model import AGRNet, complexity
+from agrnet.model.backbone import BACKBONES
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MODES = ("train", "infer", "both")
+
+#: Dense bf16 tensor-core peak in TFLOP/s, by a fragment of the CUDA device name (first match wins, so the more
+#: specific names come first). Vendor datasheet figures without sparsity.
+BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("GH200", 989.0),
+    ("H200", 989.0),
+    ("H100", 989.0),
+    ("A100", 312.0),
+)
+
+#: Side of the square patches of the random label maps: parts the size of facial components, not pixel noise.
+LABEL_PATCH = 16
+
+
+@dataclass
+class BenchConfig:
+    """What ``benchmark`` measures: the model, the input, the device and precision, and how long to time it."""
+
+    backbone: str = "resnet101"
+    size: tuple[int, int] = (473, 473)
+    batch_size: int = 8
+    num_classes: int = 11
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    mode: str = "both"
+    warmup: int = 3
+    repeats: int = 10
+    use_graph: bool = True
+    use_edge: bool = True
+    profile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone: unknown {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
+        self.size = (*self.size,)
+        if len(self.size) != 2 or min(self.size) < 32:
+            raise ValueError(f"size: expected (H, W) with both at least 32, got {self.size}")
+        for name, minimum in (("batch_size", 1), ("num_classes", 2), ("warmup", 0), ("repeats", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes to run, inference first (it needs less memory, so the CPU's peak RSS stays readable)."""
+        return ("infer", "train") if self.mode == "both" else (self.mode,)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a CUDA device that is not there is a clear RuntimeError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"device: {name!r} is not a device name ({error})") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device: {name!r} requested but CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected cpu, cuda[:N] or auto, got {name!r}")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo (platform's processor string elsewhere)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def bf16_peak_tflops(name: str) -> float | None:
+    """The dense bf16 peak of a GPU named ``name`` from ``BF16_PEAK_TFLOPS``, or None when unknown."""
+    return next((peak for fragment, peak in BF16_PEAK_TFLOPS if fragment in name), None)
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout this package runs from, or None outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Versions, machine, device, git commit, command line and time: what a saved benchmark result needs."""
+    return {
+        "agrnet": __version__,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "git_commit": git_commit(),
+        "command": shlex.join(sys.argv),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def random_batch(config: BenchConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    """Random images in [0, 1] and label maps of LABEL_PATCH-pixel squares of random classes, with their edges."""
+    generator = torch.Generator().manual_seed(0)
+    height, width = config.size
+    images = torch.rand(config.batch_size, 3, height, width, generator=generator)
+    cells = (config.batch_size, math.ceil(height / LABEL_PATCH), math.ceil(width / LABEL_PATCH))
+    label = torch.randint(0, config.num_classes, cells, generator=generator)
+    label = label.repeat_interleave(LABEL_PATCH, 1).repeat_interleave(LABEL_PATCH, 2)[:, :height, :width]
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    return {
+        "image": images.to(device, memory_format=memory_format),
+        "label": label.to(device),
+        "edge": label_edges(label).to(device),
+    }
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device to finish its queued work (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(config: BenchConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    dtype = PRECISIONS[config.precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def build_steps(config: BenchConfig, device: torch.device) -> tuple[AGRNet, dict[str, Callable[[], None]]]:
+    """The model and one closure per mode: ``train`` (forward, loss, backward, SGD step) and ``infer``."""
+    torch.manual_seed(0)
+    model = AGRNet(
+        config.num_classes, backbone=config.backbone, use_graph=config.use_graph, use_edge=config.use_edge
+    ).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    runner = torch.compile(model) if config.compile else model
+    batch = random_batch(config, device)
+    criterion = AGRNetLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+
+    def train_step() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(config, device):
+            loss, _ = criterion(runner(batch["image"]), batch)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def infer_step() -> None:
+        model.eval()
+        with torch.inference_mode(), _autocast(config, device):
+            runner(batch["image"])
+
+    return model, {"train": train_step, "infer": infer_step}
+
+
+def _peak_rss_mib() -> float:
+    """The process's peak resident set size so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+@contextlib.contextmanager
+def _memory_probe(device: torch.device, record: dict[str, Any]) -> Iterator[None]:
+    """Fill ``record`` with the peak memory of the enclosed steps: CUDA allocator peaks, or the CPU's peak RSS."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss_before = _peak_rss_mib()
+    yield
+    if device.type == "cuda":
+        record["peak_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        record["peak_reserved_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
+    else:
+        record["peak_rss_mib"] = _peak_rss_mib()
+        record["peak_rss_growth_mib"] = record["peak_rss_mib"] - rss_before
+
+
+def _timed(step: Callable[[], None], device: torch.device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def profile_step(step: Callable[[], None], device: torch.device, steps: int = 2, top: int = 10) -> list[dict]:
+    """The operators that take the most time over ``steps`` calls of ``step`` (self time on the device for CUDA,
+    on the CPU otherwise), with their share of the total."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(steps):
+            step()
+        synchronize(device)
+    events = profiler.key_averages()
+
+    def self_time(event: Any) -> float:
+        return event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+
+    total = sum(self_time(event) for event in events) or 1.0
+    ranked = sorted(events, key=self_time, reverse=True)[:top]
+    return [
+        {
+            "name": event.key,
+            "self_ms_per_step": self_time(event) / 1e3 / steps,
+            "share": self_time(event) / total,
+            "calls_per_step": event.count / steps,
+        }
+        for event in ranked
+    ]
+
+
+def time_mode(
+    step: Callable[[], None], config: BenchConfig, device: torch.device, forward_flops: float, mode: str
+) -> dict[str, Any]:
+    """Warm up, time ``config.repeats`` steps and summarise them: latency, throughput, TFLOP/s and peak memory."""
+    record: dict[str, Any] = {}
+    with _memory_probe(device, record):
+        first_step_s = _timed(step, device) if config.warmup else None
+        for _ in range(config.warmup - 1):
+            step()
+        times = [_timed(step, device) for _ in range(config.repeats)]
+    best, median = min(times), statistics.median(times)
+    flops_per_image = forward_flops * (3 if mode == "train" else 1)
+    images_per_s = config.batch_size / median
+    achieved = flops_per_image * images_per_s / 1e12
+    peak = bf16_peak_tflops(device_name(device)) if device.type == "cuda" else None
+    summary = {
+        "first_step_s": first_step_s,
+        "ms_per_batch": {"min": best * 1e3, "median": median * 1e3},
+        "ms_per_image": {"min": best * 1e3 / config.batch_size, "median": median * 1e3 / config.batch_size},
+        "images_per_s": images_per_s,
+        "gflops_per_image": flops_per_image / 1e9,
+        "achieved_tflops": achieved,
+        "bf16_peak_tflops": peak,
+        "share_of_bf16_peak": achieved / peak if peak else None,
+        **record,
+    }
+    if config.profile:
+        summary["profile"] = profile_step(step, device)
+    return summary
+
+
+def benchmark(config: BenchConfig) -> dict[str, Any]:
+    """Run the benchmark ``config`` describes; returns a JSON-ready dict (config, environment, FLOPs, modes)."""
+    device = resolve_device(config.device)
+    model, steps = build_steps(config, device)
+    forward_flops = complexity(model, config.size)["total"]["gflops"] * 1e9
+    result: dict[str, Any] = {
+        "config": asdict(config),
+        "environment": environment(device),
+        "forward_gflops_per_image": forward_flops / 1e9,
+        "mparams": sum(p.numel() for p in model.parameters()) / 1e6,
+        "modes": {},
+    }
+    for mode in config.modes:
+        result["modes"][mode] = time_mode(steps[mode], config, device, forward_flops, mode)
+    return result
+
+
+def _memory_text(row: dict[str, Any]) -> str:
+    if "peak_allocated_mib" in row:
+        return f"{row['peak_allocated_mib']:.0f} MiB allocated (peak)"
+    return f"{row['peak_rss_mib']:.0f} MiB RSS (peak, +{row['peak_rss_growth_mib']:.0f})"
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """A plain-text summary of ``benchmark``'s result."""
+    config, env = result["config"], result["environment"]
+    options = [config["precision"]] + [name for name in ("channels_last", "compile") if config[name]]
+    lines = [
+        f"AGRNet {config['backbone']} {config['size'][0]}x{config['size'][1]}, batch {config['batch_size']}, "
+        f"{'+'.join(options)} on {env['device_name']} ({env['device']}), torch {env['torch']}",
+        f"{result['forward_gflops_per_image']:.1f} GFLOPs per image forward, {result['mparams']:.1f} M parameters; "
+        f"{config['warmup']} warm-up steps, {config['repeats']} timed",
+        f"{'mode':6s} {'ms/batch min':>12s} {'median':>9s} {'ms/img':>8s} {'img/s':>8s} {'TFLOP/s':>8s} "
+        f"{'bf16 peak':>9s}  memory",
+    ]
+    for mode, row in result["modes"].items():
+        share = "unknown" if row["share_of_bf16_peak"] is None else f"{100 * row['share_of_bf16_peak']:.1f}%"
+        lines.append(
+            f"{mode:6s} {row['ms_per_batch']['min']:12.1f} {row['ms_per_batch']['median']:9.1f} "
+            f"{row['ms_per_image']['median']:8.2f} {row['images_per_s']:8.2f} {row['achieved_tflops']:8.3f} "
+            f"{share:>9s}  {_memory_text(row)}"
+        )
+        for op in row.get("profile", []):
+            lines.append(f"         {100 * op['share']:5.1f}%  {op['self_ms_per_step']:9.2f} ms  {op['name']}")
+    return "\n".join(lines)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``agrnet bench``."""
+    defaults = BenchConfig()
+    parser.add_argument("--backbone", default=defaults.backbone, choices=BACKBONES)
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        default=list(defaults.size),
+        metavar="PX",
+        help="input size: one value (square) or H W (default 473 473)",
+    )
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--num-classes", type=int, default=defaults.num_classes)
+    parser.add_argument("--device", default=defaults.device, help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--precision", default=defaults.precision, choices=tuple(PRECISIONS))
+    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--mode", default=defaults.mode, choices=MODES)
+    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed steps")
+    parser.add_argument("--no-graph", action="store_true", help="the use_graph=False baseline")
+    parser.add_argument("--no-edge", action="store_true", help="without the edge perceiving module")
+    parser.add_argument("--profile", action="store_true", help="add the top operators (torch.profiler)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result as JSON to PATH")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark, print the summary and optionally write the JSON."""
+    if len(args.size) not in (1, 2):
+        raise ValueError(f"--size: expected one value or H W, got {args.size}")
+    config = BenchConfig(
+        backbone=args.backbone,
+        size=(args.size[0], args.size[-1]),
+        batch_size=args.batch_size,
+        num_classes=args.num_classes,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        mode=args.mode,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        use_graph=not args.no_graph,
+        use_edge=not args.no_edge,
+        profile=args.profile,
+    )
+    result = benchmark(config)
+    print(format_result(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
