@@ -139,6 +139,12 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a benchmark result as indented JSON to ``path``, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions, machine, device, git commit, command line and time: what a saved benchmark result needs."""
     return {
@@ -400,7 +406,6 @@ def run(args: argparse.Namespace) -> int:
     result = benchmark(config)
     print(format_result(result))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, result)
         print(f"wrote {args.json}")
     return 0

@@ -20,7 +20,6 @@ ResNet-101 at 473 x 473 on two CPU cores; one thread gives steadier numbers when
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agrnet.bench import environment, resolve_device, synchronize
+from agrnet.bench import environment, resolve_device, synchronize, write_result
 from agrnet.model import AGRNet, complexity
 from agrnet.model.flops import PAPER_TABLE_1D, format_table
 
@@ -213,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(format_result(result))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)
         print(f"wrote {args.out}")
     return 0
 
