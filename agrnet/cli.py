@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("agrnet.data.prepare", "check a downloaded dataset and write its caches"),
     "bench": ("agrnet.bench", "time training and inference, report peak memory"),
     "complexity": ("agrnet.model.flops", "FLOPs and parameters per part (Table I(d))"),
+    "experiment": ("agrnet.experiments", "FASSEG experiments on real faces under a time budget (Tables I, IV)"),
 }
 
 

@@ -17,11 +17,12 @@ from agrnet.data import (
     Helen,
     LaPa,
     SyntheticFaces,
+    TrainTransform,
     build_dataset,
     default_cache_dir,
     label_edges,
 )
-from agrnet.data.datasets import snap_to_palette
+from agrnet.data.datasets import SplitUnion, snap_to_palette
 from agrnet.data.labels import CELEBAMASK_HQ_PARTS
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 
@@ -226,6 +227,21 @@ def test_fasseg_frontal_and_multipose(shared_data: Path) -> None:
     assert seen <= yaws and len(seen) > 3
     assert all(isinstance(multipose[i]["yaw"], int) for i in (0, len(multipose) - 1))
     assert "yaw" not in train[0]
+
+
+def test_fasseg_split_union_reads_frontal_then_multipose_and_collates(shared_data: Path) -> None:
+    root = shared_data / "fasseg"
+    union = build_dataset("fasseg", root, "train+multipose-train", transform=TrainTransform(32, FASSEG_SCHEMA))
+    assert isinstance(union, SplitUnion) and union.schema == FASSEG_SCHEMA
+    assert len(union) == len(FASSEG(root, "train")) + len(FASSEG(root, "multipose-train"))
+    frontal, multipose = union[19], union[20]
+    assert frontal["name"] == FASSEG(root, "train").load(19)["name"]
+    assert multipose["name"] == FASSEG(root, "multipose-train").load(0)["name"]
+    assert "yaw" not in multipose, "extras only some parts carry are dropped"
+    batch = torch.utils.data.default_collate([frontal, multipose])
+    assert batch["image"].shape == (2, 3, 32, 32) and batch["edge"].dtype == torch.bool
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        build_dataset("fasseg", root, "train+val")
 
 
 def test_fasseg_snaps_colours_and_reads_bmp(tmp_path: Path) -> None:

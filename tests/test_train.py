@@ -89,6 +89,23 @@ def test_bf16_autocast_and_channels_last_train_on_the_cpu(tmp_path: Path) -> Non
     assert read_log(run_dir, "val")[0]["mean_f1"] is not None
 
 
+def test_a_time_budget_ends_the_run_cleanly_with_the_schedule_over_time(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", steps=100_000, time_budget_s=2.0, checkpoint_every=100_000)
+    run_dir = train(config)
+    steps = read_log(run_dir, "train")
+    payload = load_checkpoint(run_dir / "last.pt")
+    assert 1 <= payload["step"] == steps[-1]["step"] < config.steps
+    assert payload["elapsed_s"] >= 2.0
+    assert [line["step"] for line in read_log(run_dir, "val")] == [payload["step"]]
+    rates = [line["lr"] for line in steps]
+    assert rates[0] == pytest.approx(config.lr, rel=1e-3)
+    assert all(later < earlier for earlier, later in zip(rates[:-1], rates[1:], strict=True))
+    # Over 100,000 steps the poly factor would still be ~1; over 2 s it has fallen well below.
+    assert len(rates) >= 3 and rates[-1] < 0.9 * config.lr
+    with pytest.raises(ValueError, match="time_budget_s"):
+        tiny_config(tmp_path / "bad", time_budget_s=0.0)
+
+
 def test_restarting_a_finished_run_directory_without_resume_is_refused(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "last.pt").write_bytes(b"")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import ConcatDataset
 
 from agrnet.data.base import (
     ParsingDataset,
@@ -405,17 +406,39 @@ DATASETS: dict[str, type[ParsingDataset]] = {
 }
 
 
+UNION_KEYS = ("image", "label", "edge", "name", "original_size")
+
+
+class SplitUnion(ConcatDataset):
+    """Several splits of one dataset read as one (``build_dataset(..., split="train+multipose-train")``).
+
+    Samples keep only the keys every reader gives (``UNION_KEYS``): extras that only some parts carry, such as
+    FASSEG's ``yaw``, are dropped so that mixed batches collate. ``schema`` is the parts' schema.
+    """
+
+    def __init__(self, parts: list[ParsingDataset]) -> None:
+        super().__init__(parts)
+        self.schema = parts[0].schema
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = super().__getitem__(index)
+        return {key: value for key, value in sample.items() if key in UNION_KEYS}
+
+
 def build_dataset(
     name: str, root: str | Path | None = None, split: str = "train", transform: Transform | None = None, **kwargs: Any
-) -> ParsingDataset:
+) -> ParsingDataset | SplitUnion:
     """The dataset called ``name`` (a key of ``DATASETS``) for ``split``.
 
     "synthetic" needs no ``root``; its keyword arguments are ``num_images``, ``size`` and ``seed`` (see
-    ``SyntheticFaces``), and each split draws its own images. Every other dataset needs ``root``.
+    ``SyntheticFaces``), and each split draws its own images. Every other dataset needs ``root``. Splits joined by
+    "+" (e.g. ``"train+multipose-train"``) give a ``SplitUnion`` of those splits, in that order.
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    if "+" in split:
+        return SplitUnion([build_dataset(name, root, part, transform, **kwargs) for part in split.split("+")])
     if key == "synthetic":
         return SyntheticFaces(split=split, transform=transform, **kwargs)
     if root is None:

@@ -1,0 +1,148 @@
+"""`agrnet experiment`: budgeted trainings on a tiny FASSEG-layout tree, scores per yaw, the results file, resuming."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agrnet.checkpoint import load_model
+from agrnet.cli import main as cli_main
+from agrnet.data.datasets import FASSEG
+from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
+from agrnet.data.transforms import EvalTransform
+from agrnet.evaluate import evaluate
+from agrnet.experiments import summarise
+
+TINY = ["--set", "size=32", "--set", "channels=8", "--set", "batch_size=2", "--set", "threads=1"]
+YAWS = ("-15", "0", "+15")
+
+
+def _face(path_rgb: Path, path_label: Path, rng: np.random.Generator) -> None:
+    """A 40 x 32 'face': blocks of every FASSEG class, drawn in its palette colours, and a noisy image of them."""
+    ids = np.zeros((40, 32), dtype=np.int64)
+    ids[4:12, 6:26] = 2  # hair
+    ids[12:36, 6:26] = 1  # skin
+    ids[16:20, 9:14] = ids[16:20, 18:23] = 3  # eyes
+    ids[20:27, 14:18] = 4  # nose
+    ids[29:32, 11:21] = 5  # mouth
+    colours = FASSEG_SCHEMA.palette[ids]
+    image = np.clip(colours.astype(np.float64) * 0.7 + rng.normal(0, 20, colours.shape), 0, 255).astype(np.uint8)
+    path_rgb.parent.mkdir(parents=True, exist_ok=True)
+    path_label.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path_rgb)
+    Image.fromarray(colours).save(path_label)
+
+
+@pytest.fixture
+def tiny_fasseg(tmp_path: Path) -> Path:
+    """frontal02 (2 train, 2 test) and multipose01 (2 images at each of 3 yaws) in the release layout."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fasseg"
+    for part in ("Train", "Test"):
+        for n in (1, 2):
+            _face(root / "V2" / f"{part}_RGB" / f"{n}.png", root / "V2" / f"{part}_Labels" / f"{n}.png", rng)
+    for yaw in YAWS:
+        for n in (1, 2):
+            _face(root / "V3" / "Train_RGB" / yaw / f"p{n}.png", root / "V3" / "Train_labels" / yaw / f"p{n}.png", rng)
+    return root
+
+
+def test_summarise_gives_mean_and_sample_std_over_seeds() -> None:
+    def report(mean_f1: float, skin: float | None) -> dict:
+        return {"mean_f1": mean_f1, "miou": 0.5, "pixel_accuracy": 0.9, "mean_accuracy": 0.7, "f1": {"skin": skin}}
+
+    runs = [
+        {"variant": "full", "seed": 0, "metrics": {"test": report(0.80, 0.90)}},
+        {"variant": "full", "seed": 1, "metrics": {"test": report(0.90, 0.96)}},
+        {"variant": "baseline", "seed": 0, "metrics": {"test": report(0.70, 0.85)}},
+    ]
+    summary = summarise(runs)
+    assert summary["full"]["test"]["mean_f1"]["mean"] == pytest.approx(0.85)
+    assert summary["full"]["test"]["mean_f1"]["std"] == pytest.approx(math.sqrt(0.005))  # (0.05**2 * 2) / (2 - 1)
+    skin = summary["full"]["test"]["f1"]["skin"]
+    assert skin == {"mean": pytest.approx(0.93), "std": pytest.approx(math.sqrt(2 * 0.03**2)), "n": 2}
+    assert summary["baseline"]["test"]["mean_f1"] == {"mean": 0.70, "std": None, "n": 1}
+    # A class absent from an image set and its prediction has no F1 (None): left out of the mean.
+    runs.append({"variant": "baseline", "seed": 1, "metrics": {"test": report(0.60, None)}})
+    assert summarise(runs)["baseline"]["test"]["f1"]["skin"] == {"mean": 0.85, "std": None, "n": 1}
+
+
+@pytest.mark.slow
+def test_domain_gap_trains_within_budget_scores_by_yaw_and_resumes(
+    tiny_fasseg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, runs_dir = tmp_path / "results" / "gap.json", tmp_path / "runs"
+    argv = ["experiment", "fasseg-domain-gap", "--budget-minutes", "0.02", *TINY, "--set", "num_val_images=1"]
+    argv += ["--data-root", str(tiny_fasseg), "--out", str(out), "--runs-dir", str(runs_dir)]
+    assert cli_main(argv) == 0
+    results = json.loads(out.read_text())
+    assert results["experiment"] == "fasseg-domain-gap" and results["command"].startswith("agrnet experiment")
+    assert "--budget-minutes 0.02" in results["command"] and "size=32" in results["command"]
+    assert set(results["versions"]) >= {"agrnet", "torch", "torchvision", "python"}
+    assert results["machine"]["cpu_count"] >= 1 and len(results["load_average_start"]) == 3
+    assert results["seeds_planned"] == [0] and results["seeds_done"] == [0] and results["complete"]
+    assert results["wall_time_s"] > 0 and results["cpu_time_s"] > 0
+
+    runs = {run["variant"]: run for run in results["runs"]}
+    assert set(runs) == {"frontal02 -> multipose", "multipose -> frontal02"}
+    for run in runs.values():
+        assert run["steps"] >= 1 and run["train_loop_s"] >= 0.02 * 60
+        assert run["settings"]["time_budget_s"] == pytest.approx(1.2)
+    assert runs["frontal02 -> multipose"]["settings"]["train_split"] == "train"
+    assert runs["multipose -> frontal02"]["settings"]["train_split"] == "multipose-train"
+
+    # Per yaw: every pose once, its images counted once; the split's score is the sum of the poses'.
+    gap = runs["frontal02 -> multipose"]["metrics"]["multipose-train"]
+    assert set(gap["by_yaw"]) == {str(int(yaw)) for yaw in YAWS}
+    assert all(report["num_images"] == 2 for report in gap["by_yaw"].values())
+    summed = np.sum([report["confusion_matrix"] for report in gap["by_yaw"].values()], axis=0)
+    assert gap["confusion_matrix"] == summed.tolist() and gap["num_images"] == 6
+    model, schema, _ = load_model(Path(runs["frontal02 -> multipose"]["run_dir"]) / "last.pt")
+    whole = evaluate(model, FASSEG(tiny_fasseg, "multipose-train", EvalTransform(32)), schema, batch_size=8)
+    assert whole["confusion_matrix"] == gap["confusion_matrix"]
+    assert whole["mean_f1"] == pytest.approx(gap["mean_f1"])
+    assert results["summary"]["multipose -> frontal02"]["test"]["mean_f1"]["n"] == 1
+
+    # The same command again finds both runs in the file and trains nothing.
+    folders = sorted(runs_dir.rglob("last.pt"))
+    assert cli_main(argv) == 0
+    assert "already in" in capsys.readouterr().err
+    assert sorted(runs_dir.rglob("last.pt")) == folders
+    again = json.loads(out.read_text())
+    assert len(again["runs"]) == 2 and len(again["history"]) == 2
+    assert again["wall_time_s"] == pytest.approx(sum(entry["wall_time_s"] for entry in again["history"]))
+    assert again["history"][0]["wall_time_s"] == pytest.approx(results["wall_time_s"])
+
+
+@pytest.mark.slow
+def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ablation.json"
+    argv = ["experiment", "fasseg-ablation", "--budget-minutes", "0.01", "--seeds", "0", "--variants", "baseline"]
+    argv += [*TINY, "--set", "num_val_images=1", "--set", "train_split=train", "--data-root", str(tiny_fasseg)]
+    assert cli_main([*argv, "--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 0
+    results = json.loads(out.read_text())
+    assert results["seeds_planned"] == [0, 1, 2] and results["seeds_requested"] == [0]
+    assert results["seeds_done"] == [] and not results["complete"], "five variants of seed 0 are still missing"
+    assert results["variants_requested"] == ["baseline"] and len(results["variants"]) == 6
+    (run,) = results["runs"]
+    assert run["settings"]["use_graph"] is False and run["settings"]["use_edge"] is False
+    assert 0.0 <= run["metrics"]["test"]["mean_f1"] <= 1.0
+
+    # --fresh trains it again and replaces the file instead of adding to it.
+    assert cli_main([*argv, "--out", str(out), "--runs-dir", str(tmp_path / "again"), "--fresh"]) == 0
+    (rerun,) = json.loads(out.read_text())["runs"]
+    assert rerun["run_dir"].startswith(str(tmp_path / "again")) and len(json.loads(out.read_text())["history"]) == 1
+
+
+def test_bad_arguments_are_reported(tiny_fasseg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--out", str(tmp_path / "x.json"), "--runs-dir", str(tmp_path / "runs")]
+    assert cli_main(["experiment", "fasseg-topk", "--variants", "top-3", "--data-root", str(tiny_fasseg), *out]) == 1
+    assert "unknown ['top-3']" in capsys.readouterr().err
+    assert cli_main(["experiment", "fasseg-main", "--data-root", str(tmp_path / "missing"), *out]) == 1
+    assert "FASSEG folder not found" in capsys.readouterr().err
+    assert cli_main(["experiment", "fasseg-main", "--set", "size=-1", "--data-root", str(tiny_fasseg), *out]) == 1
+    assert "size" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
