@@ -140,9 +140,12 @@ def git_commit() -> str | None:
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write a benchmark result as indented JSON to ``path``, creating its folder."""
+    """Write a result as indented JSON to ``path``, creating its folder; atomic, so a reader never sees half a
+    file and an interrupted write keeps the previous one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(result, indent=2) + "\n")
+    temporary.replace(path)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import torch
 import torchvision
 from torch.utils.data import Subset
 
-from agrnet.bench import environment
+from agrnet.bench import environment, write_result
 from agrnet.checkpoint import load_model
 from agrnet.data.datasets import build_dataset
 from agrnet.data.transforms import EvalTransform
@@ -205,13 +205,6 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
-    temporary.replace(path)
-
-
 def _record(
     results: dict[str, Any], runs: list[dict[str, Any]], experiment: Experiment, wall: float, cpu: float, out: Path
 ) -> None:
@@ -232,7 +225,7 @@ def _record(
         "wall_time_s": sum(entry.get("wall_time_s", 0.0) for entry in history),
         "cpu_time_s": sum(entry.get("cpu_time_s", 0.0) for entry in history),
     }  # fmt: skip
-    _write_json(out, results)
+    write_result(out, results)
 
 
 def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
