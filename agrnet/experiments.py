@@ -59,10 +59,17 @@ RECIPE: dict[str, Any] = {
     "workers": 0,
     "threads": 2,
     "device": "cpu",
+    "amp": "bf16",
+    "channels_last": True,
 }
 """Settings on top of the "fasseg" preset shared by every experiment: a from-scratch ResNet-18 (no ImageNet weights
 here) trained with AdamW under a time budget (``steps`` is only a cap). The training's own end-of-run
-validation is a smoke check on 4 test images; the scores come from ``evaluate`` on whole splits."""
+validation is a smoke check on 4 test images; the scores come from ``evaluate`` on whole splits.
+
+bf16 autocast with channels_last makes a training step 4.6 times faster than fp32 on a CPU with AMX (``agrnet bench
+--backbone resnet18 --size 256 --batch-size 8 --device cpu --mode train``: 1.14 s against 5.51 s on the 2-core
+Xeon of these results), so a budget buys 4.6 times the steps. On a CPU without bf16 units it can be slower than
+fp32: there, pass ``--set amp=none --set channels_last=false``."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class Experiment:
 
 
 SHORT_RUN: dict[str, Any] = {"size": 192}
-"""The 5-minute runs train at 192 px: 0.56 times the FLOPs of 256 px, so about twice the steps in the budget."""
+"""The short runs train at 192 px: 0.56 times the FLOPs of 256 px, so about twice the steps in the budget."""
 
 EXPERIMENTS: dict[str, Experiment] = {
     "fasseg-main": Experiment({"full": Variant()}, 20.0, (0,), "book/results/fasseg_main.json"),
@@ -107,7 +114,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "full, no discriminative loss": Variant({"use_discriminative": False}),
             "full, no boundary-attention loss": Variant({"use_boundary": False}),
         },
-        5.0,
+        3.0,
         (0, 1, 2),
         "book/results/fasseg_ablation.json",
         SHORT_RUN,
@@ -119,14 +126,14 @@ EXPERIMENTS: dict[str, Experiment] = {
             ),
             "multipose -> frontal02": Variant({"train_split": "multipose-train"}, (Evaluation("test"),)),
         },
-        5.0,
+        3.0,
         (0,),
         "book/results/fasseg_domain_gap.json",
         SHORT_RUN,
     ),
     "fasseg-topk": Experiment(
         {f"top-{k}": Variant({"top_k": k}) for k in (1, 2, 4, 8)},
-        5.0,
+        3.0,
         (0,),
         "book/results/fasseg_topk.json",
         SHORT_RUN,
