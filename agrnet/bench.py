@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -32,6 +31,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from agrnet import __version__
 from agrnet.data.edges import label_edges
+from agrnet.files import write_json
 from agrnet.losses import AGRNetLoss
 from agrnet.model import AGRNet, complexity
 from agrnet.model.backbone import BACKBONES
@@ -137,15 +137,6 @@ def git_commit() -> str | None:
     if result.returncode != 0:
         return None
     return result.stdout.strip() or None
-
-
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write a result as indented JSON to ``path``, creating its folder; atomic, so a reader never sees half a
-    file and an interrupted write keeps the previous one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(result, indent=2) + "\n")
-    temporary.replace(path)
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -409,6 +400,6 @@ def run(args: argparse.Namespace) -> int:
     result = benchmark(config)
     print(format_result(result))
     if args.json is not None:
-        write_result(args.json, result)
+        write_json(args.json, result)
         print(f"wrote {args.json}")
     return 0

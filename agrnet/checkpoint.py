@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
+from agrnet.files import atomic_write
 
 REQUIRED_KEYS = ("model", "model_config", "schema")
 
@@ -49,29 +49,9 @@ def model_state(model: nn.Module, schema: LabelSchema) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, fsync, then ``os.replace``.
-
-    A crash mid-write leaves the previous checkpoint at ``path`` intact. Returns the path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(dict(state), file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    if os.name == "posix":
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    return path
+    """Write ``state`` to ``path`` atomically (``agrnet.files.atomic_write``): a crash mid-write leaves the previous
+    checkpoint at ``path`` intact. Returns the path."""
+    return atomic_write(path, lambda file: torch.save(dict(state), file))
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:

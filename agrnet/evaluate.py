@@ -8,7 +8,6 @@ One inference path serves evaluation and prediction: ``predict_logits`` runs the
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shlex
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
 from agrnet.distributed import resolve_device
+from agrnet.files import write_json
 from agrnet.metrics import ConfusionMatrix
 
 # The AGRNet row of Table II (F1, %), each column mapped to the report entry it compares with: "f1/<class name>",
@@ -411,7 +411,6 @@ def run(args: argparse.Namespace) -> int:
     }
     print(format_table(report, schema))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.out, report)
         print(f"report written to {args.out}")
     return 0

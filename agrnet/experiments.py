@@ -30,11 +30,12 @@ import torch
 import torchvision
 from torch.utils.data import Subset
 
-from agrnet.bench import environment, write_result
+from agrnet.bench import environment
 from agrnet.checkpoint import load_model
 from agrnet.data.datasets import build_dataset
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
+from agrnet.files import write_json
 from agrnet.metrics import ConfusionMatrix
 from agrnet.train import NonFiniteLossError, parse_overrides, preset_config, train
 
@@ -232,7 +233,7 @@ def _record(
         "wall_time_s": sum(entry.get("wall_time_s", 0.0) for entry in history),
         "cpu_time_s": sum(entry.get("cpu_time_s", 0.0) for entry in history),
     }  # fmt: skip
-    write_result(out, results)
+    write_json(out, results)
 
 
 def run_experiment(args: argparse.Namespace) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from agrnet.distributed import (
     setup_distributed,
 )
 from agrnet.evaluate import evaluate
+from agrnet.files import write_json
 from agrnet.losses import PAPER_WEIGHTS, TERMS, AGRNetLoss
 from agrnet.model import AGRNet
 
@@ -566,7 +567,7 @@ class Trainer:
         log = None
         if context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+            write_json(self.run_dir / "config.json", asdict(self.config))
             log = self._open_log()
             self._write_log(log, {
                 "kind": "start", "step": self.step, "device": str(context.device), "world_size": context.world_size,

@@ -30,7 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from agrnet.bench import environment, resolve_device, synchronize, write_result
+from agrnet.bench import environment, resolve_device, synchronize
+from agrnet.files import write_json
 from agrnet.model import AGRNet, complexity
 from agrnet.model.flops import PAPER_TABLE_1D, format_table
 
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(format_result(result))
     if args.out is not None:
-        write_result(args.out, result)
+        write_json(args.out, result)
         print(f"wrote {args.out}")
     return 0
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from agrnet.bench import BenchConfig, benchmark, environment, resolve_device, write_result
+from agrnet.bench import BenchConfig, benchmark, environment, resolve_device
+from agrnet.files import write_json
 from agrnet.model import AGRNet, complexity
 
 #: 24 GB consumer cards (RTX 3090/4090) expose 24 GiB; leave room for the CUDA context, which the allocator's
@@ -136,7 +137,7 @@ def run_check(smoke: bool, out: Path, budget_s: float, log: Callable[[str], None
 
     def save(stage: str) -> None:
         result["elapsed_s"] = time.perf_counter() - start
-        write_result(out, result)
+        write_json(out, result)
         log(f"[{result['elapsed_s']:6.1f} s] {stage}: saved {out}")
 
     def stage(name: str, action: Callable[[], Any]) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from agrnet.data.labels import (
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.labels import LIP as LIP_SCHEMA
 from agrnet.data.synthetic import SyntheticFaces
+from agrnet.files import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -123,19 +123,6 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("AGRNET_CACHE") or Path.home() / ".cache" / "agrnet").expanduser()
 
 
-def _write_png_atomically(array: np.ndarray, path: Path) -> None:
-    """Save ``array`` as a PNG at ``path`` so that readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            Image.fromarray(array).save(file, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 class CelebAMaskHQ(ParsingDataset):
     """CelebAMask-HQ (Lee et al., CVPR 2020) in its raw release layout.
 
@@ -208,7 +195,7 @@ class CelebAMaskHQ(ParsingDataset):
         if cached.is_file():
             return read_id_map(cached)
         merged = self.merge_parts(index)
-        _write_png_atomically(merged, cached)
+        atomic_write(cached, lambda file: Image.fromarray(merged).save(file, format="PNG"))
         return merged
 
     def load(self, index: int) -> Sample:
