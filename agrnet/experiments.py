@@ -67,10 +67,9 @@ RECIPE: dict[str, Any] = {
 here) trained with AdamW under a time budget (``steps`` is only a cap). The training's own end-of-run
 validation is a smoke check on 4 test images; the scores come from ``evaluate`` on whole splits.
 
-bf16 autocast with channels_last makes a training step 4.6 times faster than fp32 on a CPU with AMX (``agrnet bench
---backbone resnet18 --size 256 --batch-size 8 --device cpu --mode train``: 1.14 s against 5.51 s on the 2-core
-Xeon of these results), so a budget buys 4.6 times the steps. On a CPU without bf16 units it can be slower than
-fp32: there, pass ``--set amp=none --set channels_last=false``."""
+bf16 autocast with channels_last makes a training step several times faster than fp32 on a CPU with AMX
+(``book/results/cpu_train_*.json``, from ``agrnet bench``), so a budget buys that many times the steps. On a CPU
+without bf16 units it can be slower than fp32: there, pass ``--set amp=none --set channels_last=false``."""
 
 
 @dataclass(frozen=True)
