@@ -3,7 +3,9 @@ projection (Eq. 3) -> graph reasoning (Eq. 4) -> reprojection (Eq. 5, 6) -> deco
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +64,18 @@ class Decoder(nn.Module):
         return F.interpolate(self.classifier(features), size, mode="bilinear", align_corners=False)
 
 
+PARTS = ("backbone", "pyramid_pooling", "fusion", "edge", "projection", "reasoning", "decoder")
+"""The parts with parameters, in the order ``AGRNet`` builds them."""
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Draw a part's initial weights from a CPU generator seeded with ``seed``, then restore the global one."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
@@ -81,8 +95,15 @@ class AGRNet(nn.Module):
         channels: C, the width of X0 and of the vertex features.
         pretrained_backbone: None, ``"imagenet"`` (torchvision's weights), or a path to a ResNet state dict.
         use_reasoning: the graph reasoning of Eq. (4) (Table I(a), "Graph"); False reprojects XG unchanged.
+        output_stride: 8 (the paper's dilated backbone, conv5 at 1/8) or 16 (ours, conv5 at 1/16: cheaper, for
+            CPU training).
 
     ``forward`` takes RGB images in [0, 1], N x 3 x H x W, and normalises them with the ImageNet statistics.
+
+    Initial weights: one draw from torch's global generator gives a seed to each of ``PARTS``, and each part
+    draws its weights from its own seed. So under one ``torch.manual_seed``, every variant of the model (without
+    the edge module, without the graph, another K...) starts with the same weights in every part it shares with
+    the full model, which is what a paired ablation needs, and leaves the global generator in the same state.
     """
 
     def __init__(
@@ -96,6 +117,7 @@ class AGRNet(nn.Module):
         channels: int = 256,
         pretrained_backbone: str | os.PathLike[str] | None = None,
         use_reasoning: bool = True,
+        output_stride: int = 8,
     ) -> None:
         super().__init__()
         _check_positive_int("num_classes", num_classes, minimum=2)
@@ -115,28 +137,38 @@ class AGRNet(nn.Module):
             "use_graph": use_graph,
             "channels": channels,
             "use_reasoning": use_reasoning,
+            "output_stride": output_stride,
         }
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-        self.backbone = ResNetBackbone(backbone, pretrained_backbone)
+        seeds = iter(torch.randint(0, 2**62, (len(PARTS),), device="cpu").tolist())
+        with _seeded(next(seeds)):
+            self.backbone = ResNetBackbone(backbone, pretrained_backbone, output_stride)
         taps = self.backbone.channels
-        self.pyramid_pooling = PyramidPooling(taps.conv5, 2 * channels)
-        self.fusion = FeatureFusion(taps.conv2, 2 * channels, channels)
-        self.edge = EdgePerceivingModule((taps.conv2, taps.conv3, taps.conv4)) if use_edge else None
+        with _seeded(next(seeds)):
+            self.pyramid_pooling = PyramidPooling(taps.conv5, 2 * channels)
+        with _seeded(next(seeds)):
+            self.fusion = FeatureFusion(taps.conv2, 2 * channels, channels)
+        with _seeded(next(seeds)):
+            self.edge = EdgePerceivingModule((taps.conv2, taps.conv3, taps.conv4)) if use_edge else None
         num_vertices = top_k * num_classes
         self.projection: AdaptiveGraphProjection | SpatialGraphProjection | None = None
         self.reasoning: GraphReasoning | None = None
         self.reprojection: GraphReprojection | None = None
-        if use_graph:
-            self.projection = (
-                AdaptiveGraphProjection(channels, num_classes, top_k)
-                if projection == "adaptive"
-                else SpatialGraphProjection(num_vertices)
-            )
-            self.reasoning = GraphReasoning(num_vertices, channels) if use_reasoning else None
-            self.reprojection = GraphReprojection()
-        self.decoder = Decoder(channels, num_classes)
+        with _seeded(next(seeds)):
+            if use_graph:
+                self.projection = (
+                    AdaptiveGraphProjection(channels, num_classes, top_k)
+                    if projection == "adaptive"
+                    else SpatialGraphProjection(num_vertices)
+                )
+        with _seeded(next(seeds)):
+            if use_graph and use_reasoning:
+                self.reasoning = GraphReasoning(num_vertices, channels)
+        self.reprojection = GraphReprojection() if use_graph else None
+        with _seeded(next(seeds)):
+            self.decoder = Decoder(channels, num_classes)
 
     def forward(self, images: torch.Tensor) -> AGRNetOutput:
         """Images N x 3 x H x W in [0, 1] -> AGRNetOutput (Algorithm 1, forward part)."""

@@ -2,7 +2,9 @@
 
 The paper takes the outputs of conv2 (X1, 1/4 of the input) and conv5 (1/8 after dilation) as the low- and
 high-level feature maps, and conv2 ... conv4 feed the edge perceiving module. Dilation in the last two stages keeps
-the high-level map at 1/8 of the input.
+the high-level map at 1/8 of the input (output stride 8, the paper's setting). Output stride 16 (only the last
+stage dilated, as torchvision's DeepLabV3 allows) is ours: about a third of the backbone's FLOPs at the same input
+size, which the CPU experiments use (``agrnet.experiments``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ _RESNETS: dict[str, tuple[Callable[..., models.ResNet], type[models.WeightsEnum]
     "resnet152": (models.resnet152, models.ResNet152_Weights),
 }
 BACKBONES: tuple[str, ...] = tuple(_RESNETS)
+OUTPUT_STRIDES: tuple[int, ...] = (8, 16)
 
 
 class BackboneFeatures(NamedTuple):
-    """The four taps of the ResNet: conv2 (1/4), conv3, conv4 and conv5 (1/8 each, dilated)."""
+    """The four taps of the ResNet: conv2 (1/4), conv3 (1/8), conv4 and conv5 (1/8 each at output stride 8; 1/16
+    each at output stride 16)."""
 
     conv2: torch.Tensor
     conv3: torch.Tensor
@@ -83,19 +87,25 @@ def _load_backbone_weights(net: models.ResNet, name: str, pretrained: str | os.P
 
 
 class ResNetBackbone(nn.Module):
-    """A torchvision ResNet with output stride 8 (layer3 and layer4 dilated) and no classifier head."""
+    """A torchvision ResNet without its classifier head, dilated to ``output_stride`` 8 (layer3 and layer4
+    dilated, the paper's) or 16 (layer4 only)."""
 
-    def __init__(self, name: str = "resnet101", pretrained: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, name: str = "resnet101", pretrained: str | os.PathLike[str] | None = None, output_stride: int = 8
+    ) -> None:
         super().__init__()
         if name not in _RESNETS:
             raise ValueError(f"backbone: unknown {name!r}; choose one of {', '.join(BACKBONES)}")
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride: expected one of {OUTPUT_STRIDES}, got {output_stride!r}")
         builder = _RESNETS[name][0]
         if name in ("resnet18", "resnet34"):
             net = builder(weights=None)
-            _dilate_basic_blocks(net.layer3, dilation=2, previous_dilation=1)
-            _dilate_basic_blocks(net.layer4, dilation=4, previous_dilation=2)
+            if output_stride == 8:
+                _dilate_basic_blocks(net.layer3, dilation=2, previous_dilation=1)
+            _dilate_basic_blocks(net.layer4, dilation=32 // output_stride, previous_dilation=16 // output_stride)
         else:
-            net = builder(weights=None, replace_stride_with_dilation=[False, True, True])
+            net = builder(weights=None, replace_stride_with_dilation=[False, output_stride == 8, True])
         if pretrained is not None:
             _load_backbone_weights(net, name, pretrained)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
@@ -104,7 +114,8 @@ class ResNetBackbone(nn.Module):
         self.channels = BackboneFeatures(64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion)
 
     def forward(self, images: torch.Tensor) -> BackboneFeatures:
-        """Normalised images N x 3 x H x W -> conv2 (N x C2 x H/4 x W/4) ... conv5 (N x C5 x H/8 x W/8)."""
+        """Normalised images N x 3 x H x W -> conv2 (N x C2 x H/4 x W/4) ... conv5 (N x C5 x H/s x W/s), s the
+        output stride."""
         conv2 = self.layer1(self.stem(images))
         conv3 = self.layer2(conv2)
         conv4 = self.layer3(conv3)
