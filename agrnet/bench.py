@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,17 @@ from agrnet.files import write_json
 from agrnet.losses import AGRNetLoss
 from agrnet.model import AGRNet, complexity
 from agrnet.model.backbone import BACKBONES
+from agrnet.runtime import (
+    Precision,
+    PrecisionChoice,
+    choose_precision,
+    device_description,
+    parse_device,
+    synchronize,
+)
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS: dict[str, str] = {"fp32": "none", "bf16": "bf16", "fp16": "fp16", "auto": "auto"}
+"""``--precision`` names and the ``amp`` setting each stands for (``agrnet.runtime``)."""
 MODES = ("train", "infer", "both")
 
 #: Dense bf16 tensor-core peak in TFLOP/s, by a fragment of the CUDA device name (first match wins, so the more
@@ -56,21 +65,27 @@ LABEL_PATCH = 16
 
 @dataclass
 class BenchConfig:
-    """What ``benchmark`` measures: the model, the input, the device and precision, and how long to time it."""
+    """What ``benchmark`` measures: the model, the input, the device and precision, and how long to time it.
+
+    ``precision`` "auto" and ``channels_last`` "auto" are chosen by ``agrnet.runtime.choose_precision`` (a short
+    probe of the step being benchmarked); the result records the choice.
+    """
 
     backbone: str = "resnet101"
     size: tuple[int, int] = (473, 473)
     batch_size: int = 8
     num_classes: int = 11
     device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
+    precision: str = "auto"
+    channels_last: bool | str = "auto"
     compile: bool = False
     mode: str = "both"
     warmup: int = 3
     repeats: int = 10
     use_graph: bool = True
     use_edge: bool = True
+    channels: int = 256
+    output_stride: int = 8
     profile: bool = False
 
     def __post_init__(self) -> None:
@@ -78,6 +93,8 @@ class BenchConfig:
             raise ValueError(f"backbone: unknown {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.channels_last not in (True, False, "auto"):
+            raise ValueError(f"channels_last: expected true, false or 'auto', got {self.channels_last!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
         self.size = (*self.size,)
@@ -92,33 +109,6 @@ class BenchConfig:
     def modes(self) -> tuple[str, ...]:
         """The modes to run, inference first (it needs less memory, so the CPU's peak RSS stays readable)."""
         return ("infer", "train") if self.mode == "both" else (self.mode,)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; a CUDA device that is not there is a clear RuntimeError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"device: {name!r} is not a device name ({error})") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device: {name!r} requested but CUDA is not available on this machine")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device: expected cpu, cuda[:N] or auto, got {name!r}")
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU model from /proc/cpuinfo (platform's processor string elsewhere)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def bf16_peak_tflops(name: str) -> float | None:
@@ -150,22 +140,25 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
-        "device_name": device_name(device),
+        "device_name": device_description(device),
         "git_commit": git_commit(),
         "command": shlex.join(sys.argv),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
-def random_batch(config: BenchConfig, device: torch.device) -> dict[str, torch.Tensor]:
-    """Random images in [0, 1] and label maps of LABEL_PATCH-pixel squares of random classes, with their edges."""
+def random_batch(
+    size: tuple[int, int], batch_size: int, num_classes: int, device: torch.device, channels_last: bool = False
+) -> dict[str, torch.Tensor]:
+    """Random images in [0, 1] and label maps of LABEL_PATCH-pixel squares of random classes, with their edges
+    (from a generator of its own: the global random streams are untouched)."""
     generator = torch.Generator().manual_seed(0)
-    height, width = config.size
-    images = torch.rand(config.batch_size, 3, height, width, generator=generator)
-    cells = (config.batch_size, math.ceil(height / LABEL_PATCH), math.ceil(width / LABEL_PATCH))
-    label = torch.randint(0, config.num_classes, cells, generator=generator)
+    height, width = size
+    images = torch.rand(batch_size, 3, height, width, generator=generator)
+    cells = (batch_size, math.ceil(height / LABEL_PATCH), math.ceil(width / LABEL_PATCH))
+    label = torch.randint(0, num_classes, cells, generator=generator)
     label = label.repeat_interleave(LABEL_PATCH, 1).repeat_interleave(LABEL_PATCH, 2)[:, :height, :width]
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return {
         "image": images.to(device, memory_format=memory_format),
         "label": label.to(device),
@@ -173,37 +166,29 @@ def random_batch(config: BenchConfig, device: torch.device) -> dict[str, torch.T
     }
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for the device to finish its queued work (a no-op on CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _autocast(config: BenchConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    dtype = PRECISIONS[config.precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def build_steps(config: BenchConfig, device: torch.device) -> tuple[AGRNet, dict[str, Callable[[], None]]]:
-    """The model and one closure per mode: ``train`` (forward, loss, backward, SGD step) and ``infer``."""
-    torch.manual_seed(0)
-    model = AGRNet(
-        config.num_classes, backbone=config.backbone, use_graph=config.use_graph, use_edge=config.use_edge
-    ).to(device)
-    if config.channels_last:
+def model_steps(
+    model: AGRNet, batch: dict[str, torch.Tensor], precision: Precision, compile: bool = False
+) -> dict[str, Callable[[], None]]:
+    """One closure per mode for ``model`` (already on the batch's device): ``train`` (forward, ``AGRNetLoss``,
+    backward, an SGD step) and ``infer`` (a forward pass under ``torch.inference_mode``), in ``precision``."""
+    device = batch["image"].device
+    if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    runner = torch.compile(model) if config.compile else model
-    batch = random_batch(config, device)
+        batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
+    runner = torch.compile(model) if compile else model
     criterion = AGRNetLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.amp == "fp16")
+
+    def autocast() -> contextlib.AbstractContextManager:
+        if precision.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=precision.dtype)
 
     def train_step() -> None:
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(config, device):
+        with autocast():
             loss, _ = criterion(runner(batch["image"]), batch)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -211,13 +196,46 @@ def build_steps(config: BenchConfig, device: torch.device) -> tuple[AGRNet, dict
 
     def infer_step() -> None:
         model.eval()
-        with torch.inference_mode(), _autocast(config, device):
+        with torch.inference_mode(), autocast():
             runner(batch["image"])
 
-    return model, {"train": train_step, "infer": infer_step}
+    return {"train": train_step, "infer": infer_step}
 
 
-def _peak_rss_mib() -> float:
+def probe_step(
+    model_config: dict[str, Any], size: tuple[int, int], batch_size: int, device: torch.device, mode: str = "train"
+) -> Callable[[Precision], Callable[[], None]]:
+    """For ``agrnet.runtime.choose_precision``: a function that builds, for a ``Precision``, the ``mode`` step of a
+    fresh ``AGRNet(**model_config)`` on a random batch (plain BatchNorm, so no process group is involved)."""
+
+    def make(precision: Precision) -> Callable[[], None]:
+        model = AGRNet(**model_config).to(device)
+        batch = random_batch(size, batch_size, model.num_classes, device)
+        return model_steps(model, batch, precision)[mode]
+
+    return make
+
+
+def build_model(config: BenchConfig, device: torch.device) -> AGRNet:
+    """The benchmarked ``AGRNet`` (seed 0) on ``device``."""
+    torch.manual_seed(0)
+    return AGRNet(
+        config.num_classes, backbone=config.backbone, use_graph=config.use_graph, use_edge=config.use_edge,
+        channels=config.channels, output_stride=config.output_stride,
+    ).to(device)  # fmt: skip
+
+
+def resolve_precision(config: BenchConfig, model: AGRNet, device: torch.device) -> PrecisionChoice:
+    """The precision ``config`` asks for, probed on ``model`` when it says "auto"."""
+    mode = "infer" if config.mode == "infer" else "train"
+    key = {"model": model.config, "size": list(config.size), "batch_size": config.batch_size, "mode": mode}
+    return choose_precision(
+        PRECISIONS[config.precision], config.channels_last, device,
+        probe_step(model.config, config.size, config.batch_size, device, mode), key,
+    )  # fmt: skip
+
+
+def peak_rss_mib() -> float:
     """The process's peak resident set size so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
@@ -228,13 +246,13 @@ def _memory_probe(device: torch.device, record: dict[str, Any]) -> Iterator[None
     """Fill ``record`` with the peak memory of the enclosed steps: CUDA allocator peaks, or the CPU's peak RSS."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rss_before = _peak_rss_mib()
+    rss_before = peak_rss_mib()
     yield
     if device.type == "cuda":
         record["peak_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         record["peak_reserved_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
     else:
-        record["peak_rss_mib"] = _peak_rss_mib()
+        record["peak_rss_mib"] = peak_rss_mib()
         record["peak_rss_growth_mib"] = record["peak_rss_mib"] - rss_before
 
 
@@ -286,7 +304,7 @@ def time_mode(
     flops_per_image = forward_flops * (3 if mode == "train" else 1)
     images_per_s = config.batch_size / median
     achieved = flops_per_image * images_per_s / 1e12
-    peak = bf16_peak_tflops(device_name(device)) if device.type == "cuda" else None
+    peak = bf16_peak_tflops(device_description(device)) if device.type == "cuda" else None
     summary = {
         "first_step_s": first_step_s,
         "ms_per_batch": {"min": best * 1e3, "median": median * 1e3},
@@ -305,11 +323,17 @@ def time_mode(
 
 def benchmark(config: BenchConfig) -> dict[str, Any]:
     """Run the benchmark ``config`` describes; returns a JSON-ready dict (config, environment, FLOPs, modes)."""
-    device = resolve_device(config.device)
-    model, steps = build_steps(config, device)
+    device = parse_device(config.device)
+    model = build_model(config, device)
+    choice = resolve_precision(config, model, device)
+    name = next(name for name, amp in PRECISIONS.items() if amp == choice.amp)
+    config = replace(config, precision=name, channels_last=choice.channels_last)
     forward_flops = complexity(model, config.size)["total"]["gflops"] * 1e9
+    steps = model_steps(model, random_batch(config.size, config.batch_size, config.num_classes, device),
+                        choice.precision, config.compile)  # fmt: skip
     result: dict[str, Any] = {
         "config": asdict(config),
+        "precision_choice": choice.to_dict(),
         "environment": environment(device),
         "forward_gflops_per_image": forward_flops / 1e9,
         "mparams": sum(p.numel() for p in model.parameters()) / 1e6,
@@ -335,6 +359,7 @@ def format_result(result: dict[str, Any]) -> str:
         f"{'+'.join(options)} on {env['device_name']} ({env['device']}), torch {env['torch']}",
         f"{result['forward_gflops_per_image']:.1f} GFLOPs per image forward, {result['mparams']:.1f} M parameters; "
         f"{config['warmup']} warm-up steps, {config['repeats']} timed",
+        f"precision: {result['precision_choice']['name']}: {result['precision_choice']['reason']}",
         f"{'mode':6s} {'ms/batch min':>12s} {'median':>9s} {'ms/img':>8s} {'img/s':>8s} {'TFLOP/s':>8s} "
         f"{'bf16 peak':>9s}  memory",
     ]
@@ -365,8 +390,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--num-classes", type=int, default=defaults.num_classes)
     parser.add_argument("--device", default=defaults.device, help="auto (CUDA when available), cpu, cuda, cuda:N")
-    parser.add_argument("--precision", default=defaults.precision, choices=tuple(PRECISIONS))
-    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument(
+        "--precision", default=defaults.precision, choices=tuple(PRECISIONS),
+        help="autocast precision; auto (default): bf16 only where a short probe shows it faster than fp32",
+    )  # fmt: skip
+    parser.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None,
+        help="channels_last memory format (default: chosen by the same probe)",
+    )  # fmt: skip
+    parser.add_argument("--channels", type=int, default=defaults.channels, help="C, the width of X0 (default 256)")
+    parser.add_argument("--output-stride", type=int, default=defaults.output_stride, choices=(8, 16))
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--mode", default=defaults.mode, choices=MODES)
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed steps first")
@@ -388,13 +421,15 @@ def run(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         device=args.device,
         precision=args.precision,
-        channels_last=args.channels_last,
+        channels_last="auto" if args.channels_last is None else args.channels_last,
         compile=args.compile,
         mode=args.mode,
         warmup=args.warmup,
         repeats=args.repeats,
         use_graph=not args.no_graph,
         use_edge=not args.no_edge,
+        channels=args.channels,
+        output_stride=args.output_stride,
         profile=args.profile,
     )
     result = benchmark(config)

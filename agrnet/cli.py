@@ -19,9 +19,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("agrnet.predict", "parse image files or folders into label maps and overlays"),
     "export": ("agrnet.export", "export a checkpoint to ONNX"),
     "prepare": ("agrnet.data.prepare", "check a downloaded dataset and write its caches"),
+    "download": ("agrnet.download", "download, verify and unpack FASSEG (the public dataset) into data/fasseg"),
     "bench": ("agrnet.bench", "time training and inference, report peak memory"),
     "complexity": ("agrnet.model.flops", "FLOPs and parameters per part (Table I(d))"),
     "experiment": ("agrnet.experiments", "FASSEG experiments on real faces under a time budget (Tables I, IV)"),
+    "weights": ("agrnet.weights", "trained weights shipped with agrnet: list, show, export, retrain"),
 }
 
 

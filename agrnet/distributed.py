@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
+from agrnet.runtime import parse_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -38,25 +40,13 @@ class DistributedContext:
         return self.rank == 0
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> this process's CUDA device when there is one, else the CPU; other names as given."""
-    if name == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r}: CUDA is not available on this machine")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
 def setup_distributed(device_name: str = "auto") -> DistributedContext:
     """Read the ``torchrun`` environment; when ``WORLD_SIZE > 1`` join the process group (NCCL on CUDA, gloo
     on the CPU) and pin this process to its local CUDA device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = parse_device(device_name, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
-from agrnet.distributed import resolve_device
 from agrnet.files import write_json
 from agrnet.metrics import ConfusionMatrix
+from agrnet.runtime import AMP_DTYPES, parse_device
 
 # The AGRNet row of Table II (F1, %), each column mapped to the report entry it compares with: "f1/<class name>",
 # "group_f1/<group name>" (classes merged, see agrnet.metrics) or "mean_f1". Columns keep the paper's order and names.
@@ -80,25 +80,6 @@ PAPER_TABLE_II: dict[str, tuple[tuple[str, str, float], ...]] = {
     ),
 }
 TABLE_COLUMNS_PER_BLOCK = 10
-
-
-def parse_device(name: str | torch.device) -> torch.device:
-    """The device of a ``--device`` option (``"auto"``: CUDA when available, else the CPU), checked to exist here.
-
-    Resolution is ``agrnet.distributed.resolve_device``; errors here name ``--device`` and the problem.
-    """
-    try:
-        device = resolve_device(str(name))
-    except RuntimeError as error:
-        raise ValueError(f"--device {str(name)!r}: {error} (use auto, cpu, cuda, cuda:N or mps)") from error
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        count = torch.cuda.device_count()
-        raise ValueError(f"--device {str(name)!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {str(name)!r}: MPS is not available on this machine (use --device cpu or auto)")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {str(name)!r}: unsupported device type {device.type!r} (use cpu, cuda or mps)")
-    return device
 
 
 def flip_logits(logits: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
@@ -323,8 +304,6 @@ def warn_on_version(payload: Mapping[str, Any], path: str | os.PathLike[str]) ->
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``agrnet evaluate``."""
-    from agrnet.train import AMP_DTYPES
-
     parser.add_argument("checkpoint", nargs="?", type=Path, help="checkpoint written by `agrnet train`")
     parser.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
     parser.add_argument("--data-root", type=Path, default=None, help="root folder of a downloaded dataset")
@@ -375,8 +354,6 @@ def _command(args: argparse.Namespace, size: int) -> str:
 def run(args: argparse.Namespace) -> int:
     """``agrnet evaluate``: print the Table II layout and write the JSON report."""
     from agrnet.checkpoint import load_model
-    from agrnet.train import AMP_DTYPES
-
     if args.checkpoint is None:
         print(
             "agrnet evaluate: error: a checkpoint is needed. Train one first with `agrnet train` (synthetic faces "

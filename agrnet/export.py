@@ -21,7 +21,8 @@ from torch import nn
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
-from agrnet.evaluate import checkpoint_size, parse_device, warn_on_version
+from agrnet.evaluate import checkpoint_size, warn_on_version
+from agrnet.runtime import parse_device
 
 OPSET = 17
 INPUT_NAME = "images"

@@ -1,8 +1,9 @@
 """Face parsing of your own photos: ``Predictor`` in Python, ``agrnet predict`` on image files and folders.
 
-A ``Predictor`` holds a model and its label schema (both from a checkpoint), resizes each image to the model's input
-size with ``EvalTransform``, runs the shared inference path of ``agrnet.evaluate`` (optionally with flip test-time
-augmentation) and resizes the logits back, so label maps always have the original size and aspect.
+A ``Predictor`` holds a model and its label schema (both from a checkpoint, or from trained weights shipped with the
+package: ``agrnet.weights``), resizes each image to the model's input size with ``EvalTransform``, runs the shared
+inference path of ``agrnet.evaluate`` (optionally with flip test-time augmentation) and resizes the logits back, so
+label maps always have the original size and aspect.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from agrnet.evaluate import (
     check_model_schema,
     checkpoint_size,
     labels_at_sizes,
-    parse_device,
     predict_logits,
     warn_on_version,
 )
 from agrnet.model import AGRNetOutput
+from agrnet.runtime import AMP_DTYPES, parse_device
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 ImageLike = Image.Image | np.ndarray | torch.Tensor
@@ -148,6 +149,22 @@ class Predictor:
         warn_on_version(payload, path)
         return cls(model, schema, device=device, size=size or checkpoint_size(payload), **kwargs)
 
+    @classmethod
+    def from_weights(
+        cls,
+        name: str,
+        device: str | torch.device = "auto",
+        size: int | tuple[int, int] | None = None,
+        **kwargs: Any,
+    ) -> Predictor:
+        """Load the shipped trained weights ``name`` (see ``agrnet weights list``), checksum verified. ``size``
+        defaults to the size they were trained at; other ``kwargs`` go to ``Predictor``."""
+        from agrnet import weights
+
+        entry = weights.get(name)
+        model, schema = entry.load()
+        return cls(model, schema, device=device, size=size or entry.input_size, **kwargs)
+
     @property
     def size(self) -> tuple[int, int]:
         """The model input size (H, W)."""
@@ -255,14 +272,16 @@ def predict_files(
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``agrnet predict``."""
-    from agrnet.train import AMP_DTYPES
-
-    parser.add_argument("checkpoint", type=Path, help="checkpoint written by `agrnet train`")
+    parser.add_argument(
+        "checkpoint", nargs="?", type=Path, help="checkpoint written by `agrnet train` (omitted with --weights)"
+    )
     parser.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders of images")
+    parser.add_argument("--weights", default=None, help="shipped trained weights to use (see `agrnet weights list`)")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default: predictions)")
     parser.add_argument(
-        "--size", type=int, default=None, help=f"model input size (default: the checkpoint's, else {DEFAULT_SIZE})"
-    )
+        "--size", type=int, default=None,
+        help=f"model input size (default: the checkpoint's or weights' training size, else {DEFAULT_SIZE})",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1] (default: 0.5)")
@@ -272,15 +291,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``agrnet predict``: 0 when every input was parsed, 1 when some could not be read (listed), 2 on errors."""
-    from agrnet.train import AMP_DTYPES
-
+    inputs = args.inputs
+    if args.weights is not None and args.checkpoint is not None:
+        inputs = [args.checkpoint, *inputs]  # with --weights every positional argument is an input
+    elif args.weights is None and args.checkpoint is None:
+        print("agrnet predict: error: give a checkpoint or --weights NAME before the inputs", file=sys.stderr)
+        return 2
     try:
         device = parse_device(args.device)
-        predictor = Predictor.from_checkpoint(
-            args.checkpoint, device=device, size=args.size, flip=args.flip, batch_size=args.batch_size,
-            amp=AMP_DTYPES[args.amp],
-        )
-        result = predict_files(predictor, args.inputs, args.out, alpha=args.alpha, progress=True)
+        options = {"device": device, "size": args.size, "flip": args.flip, "batch_size": args.batch_size}
+        if args.weights is not None:
+            predictor = Predictor.from_weights(args.weights, amp=AMP_DTYPES[args.amp], **options)
+        else:
+            predictor = Predictor.from_checkpoint(args.checkpoint, amp=AMP_DTYPES[args.amp], **options)
+        result = predict_files(predictor, inputs, args.out, alpha=args.alpha, progress=True)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"agrnet predict: error: {error}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
-"""Training AGRNet (Algorithm 1): configuration, presets, the training loop, DDP, checkpoints and logs.
+"""Training AGRNet (Algorithm 1): the training loop, DDP, checkpoints, logs and the ``agrnet train`` command.
 
-``train(config)`` runs one training and returns its run directory, which holds ``config.json`` (the resolved
-configuration), ``log.jsonl`` (one line per step and one per validation), ``last.pt`` and ``best.pt``. The
-``agrnet train`` command builds the configuration from a preset, ``--set key=value`` overrides and flags.
+``train(config)`` runs one training of a ``agrnet.config.TrainConfig`` and returns its run directory, which holds
+``config.json`` (the configuration, and the ``precision`` the run chose with the probe's timings), ``log.jsonl``
+(one line per step and one per validation), ``last.pt`` and ``best.pt``. The ``agrnet train`` command builds the
+configuration from a preset, ``--set key=value`` overrides and flags.
 
 No step waits for the device: each step's loss terms stay on it as one small tensor, and every ``log_every``
 steps (and before each validation or checkpoint) they are stacked, averaged over DDP processes and copied to the
@@ -21,11 +22,9 @@ import os
 import random
 import sys
 import time
-import types
-import typing
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from agrnet import __version__
+from agrnet.bench import probe_step
 from agrnet.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state
+from agrnet.config import PRESETS, TrainConfig, parse_overrides, preset_config
 from agrnet.data.datasets import build_dataset
 from agrnet.data.labels import LabelSchema, get_schema
 from agrnet.data.transforms import EvalTransform, TrainTransform
@@ -53,185 +54,9 @@ from agrnet.distributed import (
 )
 from agrnet.evaluate import evaluate
 from agrnet.files import write_json
-from agrnet.losses import PAPER_WEIGHTS, TERMS, AGRNetLoss
+from agrnet.losses import AGRNetLoss
 from agrnet.model import AGRNet
-
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-OPTIMIZERS = ("sgd", "adamw")
-VAL_SPLITS = {"fasseg": "test"}
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run. The defaults are the paper's (Sec. V-B) on synthetic faces; the presets
-    in ``PRESETS`` adapt them to each dataset, and ``preset_config`` applies one.
-
-    Data: ``dataset`` is a name of ``agrnet.data.build_dataset``; ``data_root`` its folder (not needed for
-    "synthetic"); ``num_images`` / ``num_val_images`` limit the splits to their first images (for synthetic faces:
-    how many to draw); ``size`` is the square input side; ``rotation`` (degrees), ``scale`` and ``flip`` are the
-    training augmentation. ``batch_size`` is the global batch, split evenly over DDP processes.
-
-    Model: the ``AGRNet`` arguments; ``pretrained_backbone`` "imagenet" loads torchvision's weights (the paper
-    initialises from ImageNet), None trains from scratch. ``freeze_bn`` keeps BatchNorm layers on their running
-    statistics (for tiny per-device batches, or to make CPU DDP match a single process: SyncBatchNorm needs CUDA).
-
-    Loss: lambda1 ... lambda5 of Eq. (11) in ``loss_weights``, the margin ``delta`` of Eq. (9), and the switches
-    of Table I(b).
-
-    Optimisation: ``optimizer`` "sgd" (momentum) or "adamw", base ``lr`` decayed by the poly schedule
-    lr * (1 - step / steps) ** ``poly_power``, ``weight_decay``, optional gradient-norm clipping ``grad_clip``.
-
-    Schedule: per-step numbers reach the host (and ``log.jsonl``, the progress bar and the NaN check) every
-    ``log_every`` steps; validation every ``val_every`` steps (0: only at the end); ``last.pt`` every
-    ``checkpoint_every`` steps; ``stop_after`` ends this invocation early at that step (the schedule still runs to
-    ``steps``), to be continued with ``resume``. ``time_budget_s`` ends the run cleanly (validation and
-    checkpoints as at the last step) once that many seconds of its training loop have passed, whichever comes
-    first of it and ``steps``; the poly schedule then runs over time instead of steps,
-    lr * (1 - elapsed / time_budget_s) ** ``poly_power``, so the learning rate reaches 0 when the budget is spent
-    whatever the speed of the machine (such a run is not reproducible step for step).
-
-    System: ``device`` "auto", "cpu", "cuda", "cuda:1"...; ``amp`` "none", "bf16" or "fp16" (fp16 with a
-    GradScaler, CUDA only); ``channels_last``; ``compile`` (torch.compile); ``deterministic`` turns on
-    ``torch.use_deterministic_algorithms`` (exact resume needs it, on the CPU, with ``workers=0``); ``threads`` the
-    CPU threads of each process (``torch.set_num_threads``; None keeps torch's default); ``out`` the run
-    directory (default ``runs/<timestamp>``); ``resume`` a checkpoint path or "auto" (the run directory's
-    ``last.pt`` when there is one).
-    """
-
-    preset: str | None = None
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    train_split: str = "train"
-    val_split: str = "val"
-    num_images: int | None = None
-    num_val_images: int | None = None
-    size: int = 473
-    rotation: float = 30.0
-    scale: tuple[float, float] = (0.75, 1.25)
-    flip: bool = True
-    batch_size: int = 8
-    val_batch_size: int = 8
-    workers: int = 2
-
-    backbone: str = "resnet101"
-    pretrained_backbone: str | None = "imagenet"
-    top_k: int = 4
-    projection: str = "adaptive"
-    use_edge: bool = True
-    use_graph: bool = True
-    use_reasoning: bool = True
-    channels: int = 256
-    freeze_bn: bool = False
-
-    loss_weights: tuple[float, ...] = PAPER_WEIGHTS
-    delta: float = 1.0
-    use_boundary: bool = True
-    use_discriminative: bool = True
-
-    optimizer: str = "sgd"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    poly_power: float = 0.9
-    grad_clip: float | None = None
-    steps: int = 60_000
-
-    log_every: int = 10
-    val_every: int = 2_000
-    checkpoint_every: int = 1_000
-    stop_after: int | None = None
-    time_budget_s: float | None = None
-
-    device: str = "auto"
-    amp: str = "none"
-    channels_last: bool = False
-    compile: bool = False
-    seed: int = 0
-    deterministic: bool = False
-    threads: int | None = None
-    out: str | None = None
-    resume: str | None = None
-
-    def __post_init__(self) -> None:
-        self.scale = tuple(float(s) for s in self.scale)
-        self.loss_weights = tuple(float(w) for w in self.loss_weights)
-        positive = ("size", "batch_size", "val_batch_size", "steps", "log_every", "checkpoint_every", "top_k")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads: expected a positive integer or None, got {self.threads}")
-        for name in ("workers", "val_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
-        if self.amp not in AMP_DTYPES:
-            raise ValueError(f"amp: expected one of {tuple(AMP_DTYPES)}, got {self.amp!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if len(self.loss_weights) != len(TERMS):
-            raise ValueError(f"loss_weights: expected {len(TERMS)} values for {TERMS}, got {self.loss_weights}")
-        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
-            raise ValueError(f"scale: expected (low, high) with 0 < low <= high, got {self.scale}")
-        if self.lr <= 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"time_budget_s: expected a positive number of seconds or None, got {self.time_budget_s}")
-        if self.stop_after is not None and not 1 <= self.stop_after <= self.steps:
-            raise ValueError(f"stop_after: expected 1..steps ({self.steps}), got {self.stop_after}")
-
-    @classmethod
-    def from_json(cls, path: str | os.PathLike[str]) -> TrainConfig:
-        """Read a run's ``config.json`` back."""
-        return cls(**json.loads(Path(path).read_text()))
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "synthetic": {
-        "dataset": "synthetic",
-        "num_images": 800,
-        "num_val_images": 32,
-        "size": 96,
-        "batch_size": 4,
-        "val_batch_size": 8,
-        "workers": 0,
-        "backbone": "resnet18",
-        "pretrained_backbone": None,
-        "channels": 64,
-        "optimizer": "adamw",
-        "lr": 2e-3,
-        "weight_decay": 1e-4,
-        "steps": 200,
-        "log_every": 10,
-        "val_every": 100,
-        "checkpoint_every": 100,
-    },
-    "lapa": {"dataset": "lapa", "steps": 113_600, "val_every": 5_000, "checkpoint_every": 1_000},
-    "celebamask-hq": {"dataset": "celebamask-hq", "steps": 151_150, "val_every": 5_000, "checkpoint_every": 1_000},
-    "helen": {"dataset": "helen", "steps": 62_500, "val_every": 2_500, "checkpoint_every": 1_000},
-    "lip": {"dataset": "lip", "steps": 190_400, "val_every": 5_000, "checkpoint_every": 1_000},
-    "fasseg": {"dataset": "fasseg", "val_split": "test", "steps": 5_000, "val_every": 500, "checkpoint_every": 500},
-}
-"""Overrides of the ``TrainConfig`` defaults for each dataset.
-
-The real-data presets keep Sec. V-B (SGD, momentum 0.9, lr 1e-3, poly 0.9, weight decay 5e-4, batch 8, 473 px,
-ResNet-101 from ImageNet). The paper gives no training length; the steps follow the authors' code (250 epochs
-for Helen: 2,000 images / 8 x 250 = 62,500) and about 50 epochs of the larger sets (LaPa 18,176 images, CelebAMask-HQ
-24,183, LIP 30,462), 5,000 steps for the small FASSEG. FASSEG has no val split and validates on ``test``.
-
-``synthetic`` (the default of ``agrnet train``) is sized for a 2-core CPU: a from-scratch ResNet-18 at 96 px,
-batch 4, 200 steps with AdamW at lr 2e-3. It deviates from the paper on purpose: SGD at 1e-3 suits an
-ImageNet-initialised backbone, and learns too slowly from scratch to show a learning curve in minutes.
-"""
-
-
-def preset_config(name: str = "synthetic", **overrides: Any) -> TrainConfig:
-    """The ``TrainConfig`` of preset ``name`` with ``overrides`` (field name -> value) applied on top."""
-    if name not in PRESETS:
-        raise ValueError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise ValueError(f"unknown config field(s) {unknown}; see TrainConfig")
-    return TrainConfig(**{**PRESETS[name], "preset": name, **overrides})
+from agrnet.runtime import AMP_CHOICES, PrecisionChoice, choose_precision
 
 
 class NonFiniteLossError(RuntimeError):
@@ -244,6 +69,13 @@ def _set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as h:mm:ss or m:ss."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _seed_everything(seed: int) -> None:
@@ -272,7 +104,7 @@ class Trainer:
         config = self.config
         device = self.context.device
         if config.amp == "fp16" and device.type != "cuda":
-            raise ValueError(f"amp: fp16 needs a CUDA device (this run uses {device}); use bf16 or none")
+            raise ValueError(f"amp: fp16 needs a CUDA device (this run uses {device}); use auto, bf16 or none")
         if config.batch_size % self.context.world_size:
             raise ValueError(
                 f"batch_size: the global batch {config.batch_size} does not split evenly over "
@@ -285,6 +117,9 @@ class Trainer:
         _seed_everything(config.seed)
         self.train_set, self.val_set, self.schema = self._datasets()
         self.model = self._build_model()
+        self.precision = self._choose_precision()
+        if self.precision.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.criterion = AGRNetLoss(
             config.loss_weights,
             delta=config.delta,
@@ -294,12 +129,11 @@ class Trainer:
         )
         self.optimizer = self._build_optimizer()
         self.elapsed_s = 0.0
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler = (
-            torch.optim.lr_scheduler.PolynomialLR(self.optimizer, total_iters=config.steps, power=config.poly_power)
-            if config.time_budget_s is None
-            else torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: self._time_factor())
+        self.stopped_by: str | None = None
+        self.scheduler = torch.optim.lr_scheduler.PolynomialLR(
+            self.optimizer, total_iters=config.steps, power=config.poly_power
         )
-        self.scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.amp == "fp16")
         _seed_everything(config.seed + self.context.rank)
 
         self.sampler = ResumableSampler(
@@ -323,11 +157,6 @@ class Trainer:
             self.network = DistributedDataParallel(self.model, device_ids=device_ids)
         if config.compile:
             self.network = torch.compile(self.network)
-
-    def _time_factor(self) -> float:
-        """The poly factor (1 - elapsed / time_budget_s) ** poly_power of a time-budgeted run."""
-        budget = typing.cast(float, self.config.time_budget_s)
-        return max(1.0 - self.elapsed_s / budget, 0.0) ** self.config.poly_power
 
     # Construction -------------------------------------------------------------------------------------------
 
@@ -385,6 +214,7 @@ class Trainer:
             channels=config.channels,
             pretrained_backbone=config.pretrained_backbone,
             use_reasoning=config.use_reasoning,
+            output_stride=config.output_stride,
         )
         device = self.context.device
         if self.context.is_distributed and not config.freeze_bn:
@@ -396,10 +226,25 @@ class Trainer:
                     "(freeze_bn=True makes it match a single process)",
                     stacklevel=2,
                 )
-        model.to(device)
-        if config.channels_last:
-            model.to(memory_format=torch.channels_last)
-        return model
+        return model.to(device)
+
+    def _choose_precision(self) -> PrecisionChoice:
+        """``amp`` and ``channels_last`` made concrete: probed on rank 0 (a fresh copy of the architecture on a
+        random batch of this run's shape; ``agrnet.runtime.choose_precision``) and shared with every process."""
+        config, device = self.config, self.context.device
+        size = (config.size, config.size)
+        key = {"model": self.model.config, "size": list(size), "batch_size": self.per_rank_batch, "mode": "train"}
+        choice = None
+        if self.context.is_main:
+            threads = torch.get_num_threads()
+            if config.threads is not None:
+                torch.set_num_threads(config.threads)
+            try:
+                make_step = probe_step(self.model.config, size, self.per_rank_batch, device)
+                choice = choose_precision(config.amp, config.channels_last, device, make_step, key)
+            finally:
+                torch.set_num_threads(threads)
+        return broadcast_object(choice)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         config = self.config
@@ -433,6 +278,8 @@ class Trainer:
             "rng": all_gather_objects(rng_state()),
             "step": self.step,
             "elapsed_s": self.elapsed_s,
+            "stopped_by": self.stopped_by,
+            "precision": self.precision.to_dict(),
             "best_mean_f1": self.best_mean_f1,
             "metrics": dict(metrics or {}),
             "config": asdict(self.config),
@@ -486,10 +333,11 @@ class Trainer:
     def _train_step(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config, device = self.config, self.context.device
         images = batch["image"].to(device, non_blocking=True)
-        if config.channels_last:
+        if self.precision.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         target = {key: batch[key].to(device, non_blocking=True) for key in ("label", "edge")}
-        with torch.autocast(device.type, dtype=AMP_DTYPES[config.amp], enabled=config.amp != "none"):
+        dtype = self.precision.precision.dtype
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             output = self.network(images)
             total, terms = self.criterion(output, target)
         self.optimizer.zero_grad(set_to_none=True)
@@ -514,7 +362,7 @@ class Trainer:
                 device=device,
                 batch_size=self.config.val_batch_size,
                 num_workers=self.config.workers,
-                amp=AMP_DTYPES[self.config.amp],
+                amp=self.precision.precision.dtype,
             )
         _set_train_mode(self.model, self.config.freeze_bn)
         return report
@@ -544,9 +392,11 @@ class Trainer:
             record.update(zip(["loss", *names], row, strict=True))
             record["images_per_s"] = images_per_s
             self._write_log(log, record)
+        cap = self.config.time_cap_s
         bar.set_postfix(
             {name: f"{v:.3f}" for name, v in zip(["loss", *names], values[-1], strict=True)}
             | {"lr": f"{pending[-1][1]:.2e}", "img/s": f"{images_per_s:.1f}"}
+            | ({"time/cap": f"{_clock(self.elapsed_s)}/{_clock(cap)}"} if cap is not None else {})
         )
         pending.clear()
 
@@ -567,11 +417,12 @@ class Trainer:
         log = None
         if context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / "config.json", asdict(self.config))
+            write_json(self.run_dir / "config.json", {**asdict(self.config), "precision": self.precision.to_dict()})
             log = self._open_log()
             self._write_log(log, {
                 "kind": "start", "step": self.step, "device": str(context.device), "world_size": context.world_size,
                 "agrnet_version": __version__, "torch_version": torch.__version__, "time": time.time(),
+                "precision": self.precision.precision.name, "precision_reason": self.precision.reason,
             })  # fmt: skip
         bar = tqdm(total=config.steps, initial=self.step, desc="train", disable=not context.is_main, dynamic_ncols=True)
         pending: list[tuple[int, float, torch.Tensor]] = []
@@ -600,7 +451,11 @@ class Trainer:
                     pending.append((self.step, lr, torch.stack([total, *terms.values()])))
                     bar.update(1)
                     self.elapsed_s = time.perf_counter() - clock
-                    out_of_time = config.time_budget_s is not None and self.elapsed_s >= config.time_budget_s
+                    out_of_time = config.time_cap_s is not None and self.elapsed_s >= config.time_cap_s
+                    if out_of_time and self.step < end:
+                        self.stopped_by = "time_cap"
+                        self._write_log(log, {"kind": "stop", "step": self.step, "reason": "time_cap",
+                                              "elapsed_s": self.elapsed_s, "time_cap_s": config.time_cap_s})
                     final = self.step == end or out_of_time
                     validating = (
                         (config.val_every and self.step % config.val_every == 0)
@@ -655,46 +510,6 @@ SWITCHES: dict[str, tuple[str, str]] = {
 }
 
 
-def _field_type(name: str) -> Any:
-    hints = typing.get_type_hints(TrainConfig)
-    if name not in hints:
-        raise ValueError(f"--set: unknown config field {name!r}; choose one of {', '.join(hints)}")
-    return hints[name]
-
-
-def coerce_value(name: str, text: str) -> Any:
-    """Convert the text of ``--set name=text`` to the type of ``TrainConfig.name``."""
-    kind = _field_type(name)
-    args = typing.get_args(kind)
-    if isinstance(kind, types.UnionType) and type(None) in args:
-        if text.strip().lower() in ("none", "null", ""):
-            return None
-        kind = next(a for a in args if a is not type(None))
-    try:
-        if kind is bool:
-            lowered = text.strip().lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return lowered in ("true", "1", "yes")
-        if typing.get_origin(kind) is tuple:
-            element = typing.get_args(kind)[0]
-            return tuple(element(part) for part in text.strip("()[] ").split(",") if part.strip())
-        return kind(text)
-    except ValueError as error:
-        raise ValueError(f"--set {name}={text}: not a valid {getattr(kind, '__name__', kind)}") from error
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` -> {field: typed value}."""
-    overrides = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected key=value")
-        overrides[name.strip().replace("-", "_")] = coerce_value(name.strip().replace("-", "_"), text)
-    return overrides
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``agrnet train``."""
     parser.add_argument("--preset", default="synthetic", choices=sorted(PRESETS), help="named configuration")
@@ -704,7 +519,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     for flag, (name, kind, help_text) in FLAGS.items():
         parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
-    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default=None, help="mixed precision")
+    parser.add_argument(
+        "--amp", choices=AMP_CHOICES, default=None,
+        help="mixed precision (default auto: bf16 only where a short probe on this machine shows it faster than fp32)",
+    )  # fmt: skip
     for flag, (name, help_text) in SWITCHES.items():
         parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
 

@@ -30,10 +30,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from agrnet.bench import environment, resolve_device, synchronize
+from agrnet.bench import environment
 from agrnet.files import write_json
 from agrnet.model import AGRNet, complexity
 from agrnet.model.flops import PAPER_TABLE_1D, format_table
+from agrnet.runtime import parse_device, synchronize
 
 #: The top-level modules of AGRNet that the graph adds on top of the baseline.
 GRAPH_MODULES = ("edge", "projection", "reasoning", "reprojection")
@@ -94,7 +95,7 @@ def measure(
     repeats: int = 4,
 ) -> dict[str, Any]:
     """Complexity of AGRNet per part and inference times of AGRNet and the baseline; a JSON-ready dict."""
-    dev = resolve_device(device)
+    dev = parse_device(device)
     torch.manual_seed(0)
     full = AGRNet(num_classes, backbone=backbone).to(dev).eval()
     baseline = AGRNet(num_classes, backbone=backbone, use_graph=False, use_edge=False).to(dev).eval()

@@ -20,10 +20,9 @@ import torch
 from agrnet.data.base import read_image
 from agrnet.data.labels import LAPA
 from agrnet.data.synthetic import SyntheticFaces
-from agrnet.evaluate import parse_device
 from agrnet.model import AGRNet
 from agrnet.predict import Predictor, find_images
-from agrnet.train import AMP_DTYPES
+from agrnet.runtime import AMP_DTYPES, parse_device
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "celebamask-hq-sean" / "images"
 

@@ -31,9 +31,10 @@ from typing import Any
 
 import torch
 
-from agrnet.bench import BenchConfig, benchmark, environment, resolve_device
+from agrnet.bench import BenchConfig, benchmark, environment
 from agrnet.files import write_json
 from agrnet.model import AGRNet, complexity
+from agrnet.runtime import parse_device
 
 #: 24 GB consumer cards (RTX 3090/4090) expose 24 GiB; leave room for the CUDA context, which the allocator's
 #: peak does not count.
@@ -66,7 +67,7 @@ def settings(smoke: bool) -> dict[str, Any]:
 def configurations(smoke: bool, device: torch.device) -> dict[str, dict[str, Any]]:
     """The precision and layout variants to time, by name."""
     variants = {
-        "fp32": {"precision": "fp32"},
+        "fp32": {"precision": "fp32", "channels_last": False},
         "bf16_channels_last": {"precision": "bf16", "channels_last": True, "profile": True},
         "bf16_channels_last_compile": {"precision": "bf16", "channels_last": True, "compile": True},
     }
@@ -113,7 +114,7 @@ def result_name(gpu: str) -> str:
 def run_check(smoke: bool, out: Path, budget_s: float, log: Callable[[str], None]) -> dict[str, Any]:
     """Run every stage, rewriting ``out`` after each; returns the final result."""
     start = time.perf_counter()
-    device = resolve_device("auto")
+    device = parse_device("auto")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     elif not smoke:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches (precision probes, label maps) go to a folder of this test session, never the user's."""
+    os.environ["AGRNET_CACHE"] = str(tmp_path_factory.mktemp("agrnet-cache"))
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_config_rejects_bad_values_by_name(field: str, value: object) -> None:
 def test_missing_cuda_is_a_clear_error() -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here, so asking for it is not an error")
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    with pytest.raises(ValueError, match="CUDA is not available"):
         benchmark(BenchConfig(backbone="resnet18", size=(32, 32), device="cuda"))
 
 
@@ -95,7 +95,7 @@ def test_bf16_peak_table_matches_specific_names_first() -> None:
 
 
 def test_random_batch_labels_are_patches_with_edges_between_them() -> None:
-    batch = random_batch(BenchConfig(size=(40, 56), batch_size=2, num_classes=5), torch.device("cpu"))
+    batch = random_batch((40, 56), 2, 5, torch.device("cpu"))
     assert batch["image"].shape == (2, 3, 40, 56)
     assert batch["label"].shape == batch["edge"].shape == (2, 40, 56)
     assert 0 <= batch["label"].min() and batch["label"].max() < 5

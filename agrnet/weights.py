@@ -1,0 +1,500 @@
+"""Trained weights shipped with the package: a registry of named models, each fully described by its metadata.
+
+An entry is three files in the registry folder (``agrnet/trained/`` in the installed package, or
+``$AGRNET_WEIGHTS_DIR``, or the ``directory`` argument): ``<name>.safetensors`` (the state dict, parameters in
+fp16, buffers as trained: BatchNorm statistics in fp32, integer counters as int64), ``<name>.json`` (the metadata
+``ModelWeights`` reads: checksum, label schema, ``AGRNet`` arguments, input size, the command and commit that
+trained it, metrics, training data and its terms) and ``<name>.md`` (the model card written from that metadata).
+Every ``*.json`` of the folder is an entry; ``export_weights`` writes all three from a training checkpoint.
+
+``load(name)`` verifies the sha256, casts the tensors back to float32 and loads them strictly into
+``AGRNet(**model_config)``, like torchvision's ``WeightsEnum.get_state_dict`` with ``check_hash``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from agrnet import __version__
+from agrnet.data.labels import LabelSchema
+from agrnet.files import atomic_write, write_json
+
+PACKAGE_DIR = Path(__file__).resolve().parent / "trained"
+ENV_VAR = "AGRNET_WEIGHTS_DIR"
+NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# Fields of the training configuration that name files of one machine, not the recipe.
+UNRECORDED_FIELDS = ("out", "resume")
+
+
+def weights_dir(directory: str | os.PathLike[str] | None = None) -> Path:
+    """The registry folder: ``directory``, else ``$AGRNET_WEIGHTS_DIR``, else the package's ``agrnet/trained``."""
+    return Path(directory or os.environ.get(ENV_VAR) or PACKAGE_DIR)
+
+
+def sha256(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """One trained model: where its file is, how to check and rebuild it, how it was trained and how well it does.
+
+    ``name`` is the lowercase command-line name (``fasseg-resnet18-os16``); ``key`` the enum-style spelling
+    (``FASSEG_RESNET18_OS16``); both are accepted by ``get``. ``metrics`` holds ``dataset`` and ``split`` beside the
+    scores (fractions in [0, 1]); ``command`` and ``commit`` retrain the model, ``train_config`` is its
+    ``TrainConfig`` as a dict; ``fp16_max_abs_logit_diff`` is what the fp16 storage changed in the logits at export.
+    """
+
+    name: str
+    file: str
+    sha256: str
+    size_bytes: int
+    schema: dict[str, Any]
+    model_config: dict[str, Any]
+    input_size: int
+    command: str
+    commit: str
+    metrics: dict[str, Any]
+    training_data: str
+    terms: str
+    terms_url: str
+    train_config: dict[str, Any]
+    step: int
+    agrnet_version: str
+    fp16_max_abs_logit_diff: float
+    directory: Path = dataclasses.field(default=PACKAGE_DIR, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The enum-style name, e.g. ``FASSEG_RESNET18_OS16``."""
+        return self.name.upper().replace("-", "_")
+
+    @property
+    def path(self) -> Path:
+        """The safetensors file."""
+        return self.directory / self.file
+
+    @property
+    def label_schema(self) -> LabelSchema:
+        """The label schema the model predicts."""
+        return LabelSchema.from_dict(self.schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON metadata (everything but the folder it lies in)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "directory"}
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> ModelWeights:
+        """Read an entry's metadata; clear errors naming the file when it is not valid."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"weights metadata {path}: cannot be read as JSON: {error}") from error
+        expected = {f.name for f in dataclasses.fields(cls)} - {"directory"}
+        if not isinstance(data, dict) or set(data) != expected:
+            found = set(data) if isinstance(data, dict) else set()
+            missing, unknown = sorted(expected - found), sorted(found - expected)
+            raise ValueError(f"weights metadata {path}: missing fields {missing}, unknown fields {unknown}")
+        if data["name"] != path.stem:
+            raise ValueError(f"weights metadata {path}: names the entry {data['name']!r}, not {path.stem!r}")
+        return cls(**data, directory=path.parent)
+
+    def read(self) -> bytes:
+        """The safetensors file's bytes, after checking its sha256 against the metadata."""
+        if not self.path.is_file():
+            raise FileNotFoundError(f"weights {self.name}: file {self.path} is missing")
+        data = self.path.read_bytes()
+        digest = sha256(data)
+        if digest != self.sha256:
+            raise RuntimeError(
+                f"weights {self.name}: file {self.path} has sha256 {digest}, expected {self.sha256} (corrupt or "
+                "replaced: reinstall agrnet or export the entry again)"
+            )
+        return data
+
+    def get_state_dict(self) -> dict[str, torch.Tensor]:
+        """The verified state dict, floating tensors as float32, integer buffers as stored."""
+        return state_from_bytes(self.read())
+
+    def load(self, map_location: str | torch.device = "cpu") -> tuple[nn.Module, LabelSchema]:
+        """``AGRNet(**model_config)`` with these weights loaded strictly, in eval mode on ``map_location``, and
+        its label schema."""
+        from agrnet.model import AGRNet
+
+        state = self.get_state_dict()
+        model = AGRNet(**self.model_config)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise RuntimeError(f"weights {self.name}: {self.path} does not fit its model_config: {error}") from error
+        return model.to(map_location).eval(), self.label_schema
+
+
+def state_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    """The state dict in a safetensors file's bytes, floating tensors as float32, integer tensors as stored."""
+    return {key: value.float() if value.is_floating_point() else value for key, value in load_safetensors(data).items()}
+
+
+class UnknownWeightsError(ValueError):
+    """A name that no registry entry has; the message lists the known ones."""
+
+
+def available(directory: str | os.PathLike[str] | None = None) -> dict[str, ModelWeights]:
+    """Every entry of the registry folder (see ``weights_dir``), by name, sorted."""
+    folder = weights_dir(directory)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"weights folder {folder}: no such folder")
+    return {entry.name: entry for entry in map(ModelWeights.from_json, sorted(folder.glob("*.json")))}
+
+
+def get(name: str, directory: str | os.PathLike[str] | None = None) -> ModelWeights:
+    """The entry called ``name`` (``fasseg-resnet18`` or ``FASSEG_RESNET18``)."""
+    entries = available(directory)
+    entry = entries.get(name.lower().replace("_", "-"))
+    if entry is None:
+        known = ", ".join(entries) or f"none (no entries in {weights_dir(directory)})"
+        raise UnknownWeightsError(f"weights {name!r}: unknown name; known: {known}")
+    return entry
+
+
+def load(
+    name: str, directory: str | os.PathLike[str] | None = None, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, LabelSchema]:
+    """The model (eval mode, verified weights) and label schema of entry ``name``."""
+    return get(name, directory).load(map_location)
+
+
+# Export -----------------------------------------------------------------------------------------------------------
+
+
+def to_storage(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as stored: parameters in fp16, buffers unchanged (BatchNorm statistics stay exact).
+
+    Raises ValueError naming the tensor when a parameter does not fit in fp16.
+    """
+    buffers = {name for name, _ in model.named_buffers()}
+    limit = torch.finfo(torch.float16).max
+    stored = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        if value.is_floating_point() and key not in buffers:
+            if value.numel() and value.abs().max() > limit:
+                raise ValueError(f"parameter {key}: values beyond the fp16 range ({limit}) cannot be stored in fp16")
+            value = value.half()
+        stored[key] = value
+    return stored
+
+
+def _as_text(value: Any) -> str:
+    """A config value as ``--set`` writes it."""
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def train_command(config: Mapping[str, Any]) -> str:
+    """The ``agrnet train`` command that rebuilds ``config`` (a ``TrainConfig`` dict): its preset and a ``--set``
+    for every field that differs from the preset, except the run folder and resume path. Warns about the fields it
+    cannot rebuild (e.g. ones this version of ``TrainConfig`` no longer has)."""
+    from agrnet.config import parse_overrides, preset_config
+
+    preset = config.get("preset") or "synthetic"
+    base = dataclasses.asdict(preset_config(preset))
+    fields = {key: value for key, value in config.items() if key not in UNRECORDED_FIELDS}
+    sets = [f"{key}={_as_text(value)}" for key, value in fields.items()
+            if key in base and _as_text(value) != _as_text(base[key])]  # fmt: skip
+    rebuilt = dataclasses.asdict(preset_config(preset, **parse_overrides(sets)))
+    lost = [key for key, value in fields.items() if key not in rebuilt or _as_text(value) != _as_text(rebuilt[key])]
+    if lost:
+        print(f"warning: the rebuilt `agrnet train` command cannot set {', '.join(lost)}; pass --command",
+              file=sys.stderr)  # fmt: skip
+    return shlex.join(["agrnet", "train", "--preset", preset, *(word for item in sets for word in ("--set", item))])
+
+
+def git_commit() -> str:
+    """The commit of the git checkout agrnet is imported from (ValueError outside one); warns on local changes."""
+    root = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise ValueError(f"--commit: agrnet at {root} is not in a git checkout; pass the training commit") from error
+    if changes:
+        print(f"warning: the checkout at {root} has uncommitted changes; recording HEAD {commit}", file=sys.stderr)
+    return commit
+
+
+def metrics_summary(report: Mapping[str, Any], dataset: str, split: str) -> dict[str, Any]:
+    """The scores of an evaluation report (``agrnet evaluate --out`` or a checkpoint's validation) and what they
+    were measured on."""
+    keys = ("mean_f1", "miou", "pixel_accuracy", "mean_accuracy", "f1", "group_f1", "command")
+    return {"dataset": dataset, "split": split, **{key: report[key] for key in keys if key in report}}
+
+
+def max_logit_difference(reference: nn.Module, model: nn.Module, size: int) -> float:
+    """The largest absolute difference of the two models' logits on one seeded random image of ``size`` x ``size``."""
+    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = reference.eval()(image).logits
+        actual = model.eval()(image).logits
+    return float((expected - actual).abs().max())
+
+
+def model_card(entry: ModelWeights) -> str:
+    """The model card (Markdown) of an entry, written from its metadata alone."""
+    schema = entry.label_schema
+    metrics = entry.metrics
+    scores = [
+        f"| {label} | {100 * metrics[key]:.2f} |"
+        for key, label in (("mean_f1", "mean F1 (%)"), ("miou", "mIoU (%)"), ("pixel_accuracy", "pixel accuracy (%)"))
+        if metrics.get(key) is not None
+    ]
+    per_class = ", ".join(
+        f"{name} {100 * value:.1f}" for name, value in metrics.get("f1", {}).items() if value is not None
+    )
+    config = ", ".join(f"{key}={value!r}" for key, value in entry.model_config.items())
+    lines = [
+        f"# {entry.name} (`{entry.key}`)",
+        "",
+        f"AGRNet (Te et al., IEEE TIP 2021) trained on {entry.training_data}: {schema.num_classes} classes of the "
+        f"`{schema.name}` schema, input {entry.input_size} x {entry.input_size}.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"agrnet predict --weights {entry.name} photos/ --out parsed/",
+        "```",
+        "",
+        "```python",
+        "from agrnet import Predictor",
+        f'labels = Predictor.from_weights("{entry.name}")(image)  # or agrnet.weights.load("{entry.name}")',
+        "```",
+        "",
+        "## Model",
+        "",
+        f"- `AGRNet({config})`",
+        f"- classes: {', '.join(schema.classes)}",
+        f"- file: `{entry.file}`, {entry.size_bytes / 2**20:.1f} MiB, sha256 `{entry.sha256}`",
+        f"- storage: parameters in fp16, buffers as trained; the largest change this made to a logit at export "
+        f"was {entry.fp16_max_abs_logit_diff:.2e}",
+        "",
+        "## Scores",
+        "",
+        f"On the {metrics.get('split')} split of {metrics.get('dataset')}, "
+        + (f"measured by `{metrics['command']}`:" if metrics.get("command") else "the last validation of training:"),
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *scores,
+        "",
+        f"F1 (%) per class: {per_class or 'not recorded'}.",
+        "",
+        "## Training data and terms",
+        "",
+        f"{entry.training_data}. Terms: {entry.terms} <{entry.terms_url}>. The weights are derived from this data;",
+        "use them under its terms.",
+        "",
+        "## Retrain",
+        "",
+        f"Trained for {entry.step} steps by agrnet {entry.agrnet_version} at commit `{entry.commit}`:",
+        "",
+        "```bash",
+        f"git checkout {entry.commit}",
+        entry.command,
+        "```",
+        "",
+        f"`agrnet weights retrain {entry.name}` runs the command (`--dry-run` prints it).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_weights(
+    checkpoint: str | os.PathLike[str],
+    name: str,
+    terms: str,
+    terms_url: str,
+    training_data: str | None = None,
+    command: str | None = None,
+    commit: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> ModelWeights:
+    """Write registry entry ``name`` (safetensors, JSON metadata, model card) from an ``agrnet train`` checkpoint.
+
+    ``training_data`` defaults to the checkpoint's dataset and training split; ``command`` to the ``agrnet train``
+    command that rebuilds its configuration (``train_command``); ``commit`` to this checkout's HEAD; ``metrics``
+    (an ``agrnet evaluate --out`` report) to the checkpoint's last validation. Returns the new entry.
+    """
+    from agrnet.checkpoint import load_model
+    from agrnet.evaluate import checkpoint_size, training_config
+    from agrnet.model import AGRNet
+
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"--name {name!r}: expected lowercase letters, digits and hyphens, e.g. fasseg-resnet18-os16")
+    folder = weights_dir(out_dir)
+    if (folder / f"{name}.json").exists() and not overwrite:
+        raise FileExistsError(f"weights {name}: {folder / f'{name}.json'} exists; pass --force to replace it")
+    reference, schema, payload = load_model(checkpoint)
+    config = training_config(payload)
+    if not config:
+        raise ValueError(f"checkpoint {checkpoint}: holds no training config; export a `last.pt` or `best.pt`")
+    if metrics is None:
+        metrics = metrics_summary(payload.get("metrics") or {}, config["dataset"], config["val_split"])
+    elif not {"dataset", "split", "mean_f1"} <= set(metrics):
+        raise ValueError("--metrics: expected an `agrnet evaluate --out` report (with dataset, split, mean_f1)")
+    else:
+        metrics = metrics_summary(metrics, metrics["dataset"], metrics["split"])
+    data = save_safetensors(to_storage(reference), metadata={"agrnet_weights": name, "agrnet_version": __version__})
+    restored = AGRNet(**reference.config)
+    restored.load_state_dict(state_from_bytes(data))
+    size = checkpoint_size(payload)
+    difference = max_logit_difference(reference, restored, size)
+    entry = ModelWeights(
+        name=name,
+        file=f"{name}.safetensors",
+        sha256=sha256(data),
+        size_bytes=len(data),
+        schema=schema.to_dict(),
+        model_config=dict(reference.config),
+        input_size=size,
+        command=command or train_command(config),
+        commit=commit or git_commit(),
+        metrics=metrics,
+        training_data=training_data or f"{config['dataset']} ({config['train_split']} split)",
+        terms=terms,
+        terms_url=terms_url,
+        train_config=json.loads(json.dumps(config)),
+        step=int(payload.get("step", 0)),
+        agrnet_version=str(payload.get("agrnet_version")),
+        fp16_max_abs_logit_diff=difference,
+        directory=folder,
+    )
+    atomic_write(entry.path, lambda file: file.write(data))
+    card = model_card(entry)
+    atomic_write(folder / f"{name}.md", lambda file: file.write(card.encode()))
+    write_json(folder / f"{name}.json", entry.to_dict())
+    return entry
+
+
+# Command line -----------------------------------------------------------------------------------------------------
+
+
+def _metric_text(entry: ModelWeights) -> str:
+    value = entry.metrics.get("mean_f1")
+    where = f"{entry.metrics.get('dataset')} {entry.metrics.get('split')}"
+    return f"mean F1 {100 * value:.1f} ({where})" if value is not None else f"no score ({where})"
+
+
+def format_list(entries: Mapping[str, ModelWeights]) -> str:
+    """``agrnet weights list``: one row per entry (name, schema, metric, size, training data, terms)."""
+    header = ("name", "schema", "metric", "size", "training data", "terms")
+    rows = [header] + [
+        (e.name, e.schema["name"], _metric_text(e), f"{e.size_bytes / 2**20:.1f} MiB", e.training_data,
+         f"{e.terms} <{e.terms_url}>")
+        for e in entries.values()
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in rows)
+
+
+def retrain_argv(command: str) -> list[str]:
+    """The recorded command as arguments, with ``agrnet`` run by this interpreter (``python -m agrnet``)."""
+    words = shlex.split(command)
+    return [sys.executable, "-m", "agrnet", *words[1:]] if words[:1] == ["agrnet"] else words
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``agrnet weights``."""
+    parser.add_argument(
+        "--dir", type=Path, default=None, help=f"registry folder (default: ${ENV_VAR}, else the package's)"
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="the trained models: name, schema, metric, size, training data, terms")
+    show = actions.add_parser("show", help="print a model card")
+    show.add_argument("name", help="entry name, e.g. fasseg-resnet18-os16")
+    export = actions.add_parser("export", help="write an entry (fp16 safetensors, metadata, card) from a checkpoint")
+    export.add_argument("checkpoint", type=Path, help="checkpoint written by `agrnet train` (last.pt or best.pt)")
+    export.add_argument("--name", required=True, help="entry name: lowercase letters, digits, hyphens")
+    export.add_argument("--terms", required=True, help="the training data's terms, in short")
+    export.add_argument("--terms-url", required=True, help="where those terms are published")
+    export.add_argument("--training-data", default=None, help="what it was trained on (default: dataset and split)")
+    export.add_argument(
+        "--command", dest="train_command", default=None,
+        help="the command that trained it (default: `agrnet train` rebuilt from its config)",
+    )  # fmt: skip
+    export.add_argument("--commit", default=None, help="the git commit that trained it (default: this checkout's)")
+    export.add_argument(
+        "--metrics", type=Path, default=None,
+        help="an `agrnet evaluate --out` report to record (default: the checkpoint's last validation)",
+    )  # fmt: skip
+    export.add_argument("--force", action="store_true", help="replace an entry of the same name")
+    retrain = actions.add_parser("retrain", help="run the command that trained an entry")
+    retrain.add_argument("name", help="entry name")
+    retrain.add_argument("--dry-run", action="store_true", help="print the command only")
+
+
+def _export(args: argparse.Namespace) -> int:
+    report = None
+    if args.metrics is not None:
+        try:
+            report = json.loads(args.metrics.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"--metrics {args.metrics}: cannot be read as a JSON report: {error}") from error
+    entry = export_weights(
+        args.checkpoint, args.name, args.terms, args.terms_url, training_data=args.training_data,
+        command=args.train_command, commit=args.commit, metrics=report, out_dir=args.dir, overwrite=args.force,
+    )  # fmt: skip
+    print(f"wrote {entry.path} ({entry.size_bytes / 2**20:.2f} MiB, sha256 {entry.sha256})")
+    print(f"wrote {entry.directory / (entry.name + '.json')} and {entry.directory / (entry.name + '.md')}")
+    difference = entry.fp16_max_abs_logit_diff
+    print(f"fp16 storage: max |logit difference| {difference:.3e} on a random {entry.input_size} px image")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """``agrnet weights``: 0 on success, 1 on an unknown name or bad input (one line), else the retrain's status."""
+    try:
+        if args.action == "export":
+            return _export(args)
+        if args.action == "list":
+            entries = available(args.dir)
+            print(format_list(entries) if entries else f"no trained weights in {weights_dir(args.dir)}")
+            return 0
+        entry = get(args.name, args.dir)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+        print(f"agrnet weights: error: {error}", file=sys.stderr)
+        return 1
+    if args.action == "show":
+        print(model_card(entry))
+        return 0
+    print(f"# {entry.name}: trained at commit {entry.commit} (git checkout {entry.commit} for the exact code)")
+    print(entry.command)
+    if args.dry_run:
+        return 0
+    return subprocess.run(retrain_argv(entry.command)).returncode

@@ -1,0 +1,228 @@
+"""Trained weights as files: export from a checkpoint, list, verify, load, predict, retrain (``agrnet.weights``)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from tiny_model import tiny_checkpoint
+
+from agrnet import weights
+from agrnet.checkpoint import load_model
+from agrnet.cli import main
+from agrnet.config import preset_config
+from agrnet.data.labels import LAPA
+from agrnet.predict import Predictor
+from agrnet.train import config_from_args
+from agrnet.train import configure_parser as train_parser
+
+NAME = "tiny-test"
+SIZE = 64
+METRICS = {"mean_f1": 0.5, "miou": 0.4, "pixel_accuracy": 0.9, "f1": dict.fromkeys(LAPA.classes, 0.5)}
+
+
+def train_config() -> dict:
+    """A ``TrainConfig`` dict that differs from its preset in several fields, a tuple among them."""
+    config = preset_config("synthetic", channels=32, top_k=2, size=SIZE, scale=(0.5, 1.5), out="runs/tiny")
+    return dataclasses.asdict(config)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("run") / "last.pt"
+    return tiny_checkpoint(path, config=train_config(), step=7, metrics=METRICS)
+
+
+@pytest.fixture(scope="module")
+def registry(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry folder holding one entry exported with ``agrnet weights export`` and an evaluation report."""
+    folder = tmp_path_factory.mktemp("weights")
+    report = folder.parent / "report.json"
+    report.write_text(json.dumps({"dataset": "synthetic", "split": "test", "command": "agrnet evaluate", **METRICS}))
+    argv = ["weights", "--dir", str(folder), "export", str(checkpoint), "--name", NAME, "--terms", "MIT licence",
+            "--terms-url", "https://example.org/terms", "--commit", "0123abc", "--metrics", str(report)]  # fmt: skip
+    assert main(argv) == 0
+    return folder
+
+
+@pytest.fixture
+def copy(registry: Path, tmp_path: Path) -> Path:
+    """A private copy of the registry, free to damage."""
+    return Path(shutil.copytree(registry, tmp_path / "weights"))
+
+
+def test_export_writes_weights_metadata_and_card(registry):
+    assert sorted(p.name for p in registry.iterdir()) == [f"{NAME}.json", f"{NAME}.md", f"{NAME}.safetensors"]
+    entry = weights.available(registry)[NAME]
+    assert entry.key == "TINY_TEST" and entry.input_size == SIZE and entry.step == 7
+    assert entry.size_bytes == entry.path.stat().st_size
+    assert entry.schema == LAPA.to_dict() and entry.model_config["channels"] == 32
+    assert entry.metrics["split"] == "test" and entry.metrics["mean_f1"] == 0.5
+    assert entry.commit == "0123abc" and entry.terms_url == "https://example.org/terms"
+    assert (registry / f"{NAME}.md").read_text() == weights.model_card(entry)
+
+
+def test_parameters_are_fp16_and_buffers_are_kept_as_trained(registry, checkpoint):
+    stored = load_file(registry / f"{NAME}.safetensors")
+    model, _, payload = load_model(checkpoint)
+    trained, buffers = payload["model"], dict(model.named_buffers())
+    assert stored.keys() == trained.keys()
+    for key, value in stored.items():
+        if key in buffers:
+            assert value.dtype == trained[key].dtype and torch.equal(value, trained[key]), key
+        else:
+            assert value.dtype == torch.float16, key
+    assert stored["backbone.stem.1.num_batches_tracked"].dtype == torch.int64
+    assert stored["backbone.stem.1.running_var"].dtype == torch.float32
+
+
+def test_loaded_weights_give_the_checkpoint_logits_within_fp16_tolerance(registry, checkpoint):
+    reference, _, _ = load_model(checkpoint)
+    model, schema = weights.load("TINY_TEST", registry)
+    assert not model.training and schema == LAPA
+    assert all(p.dtype == torch.float32 for p in model.state_dict().values() if p.is_floating_point())
+    image = torch.rand(2, 3, SIZE, SIZE)
+    with torch.inference_mode():
+        expected, actual = reference(image).logits, model(image).logits
+    difference = (expected - actual).abs().max().item()
+    assert difference <= 1e-3 * expected.abs().max().item() + 1e-3
+    assert 0 < weights.get(NAME, registry).fp16_max_abs_logit_diff <= 1e-3 * expected.abs().max().item() + 1e-3
+
+
+def test_a_changed_or_missing_file_is_refused(copy):
+    path = copy / f"{NAME}.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match=rf"^weights {NAME}: file {path} has sha256 [0-9a-f]{{64}}, expected"):
+        weights.load(NAME, copy)
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{path} is missing"):
+        weights.load(NAME, copy)
+
+
+def test_metadata_that_is_incomplete_or_misnamed_is_refused(copy):
+    metadata = copy / f"{NAME}.json"
+    complete = json.loads(metadata.read_text())
+    metadata.write_text(json.dumps({key: value for key, value in complete.items() if key != "sha256"}))
+    with pytest.raises(ValueError, match=rf"{metadata}: missing fields \['sha256'\], unknown fields \[\]"):
+        weights.available(copy)
+    metadata.write_text(json.dumps(complete))
+    metadata.rename(copy / "other.json")
+    with pytest.raises(ValueError, match=r"other\.json: names the entry 'tiny-test'"):
+        weights.available(copy)
+
+
+def test_unknown_names_list_the_known_ones(registry, capsys):
+    with pytest.raises(weights.UnknownWeightsError, match=f"known: {NAME}"):
+        weights.get("nope", registry)
+    for action in ("show", "retrain"):
+        assert main(["weights", "--dir", str(registry), action, "nope"]) == 1
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "'nope'" in error and NAME in error
+
+
+def test_list_and_show(registry, capsys):
+    assert main(["weights", "--dir", str(registry), "list"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["name", "schema", "metric"]
+    for text in (NAME, "lapa", "mean F1 50.0 (synthetic test)", "MiB", "synthetic (train split)", "MIT licence"):
+        assert text in row
+    assert main(["weights", "--dir", str(registry), "show", NAME]) == 0
+    assert capsys.readouterr().out == weights.model_card(weights.get(NAME, registry)) + "\n"
+
+
+def test_an_empty_registry_lists_nothing(tmp_path, capsys):
+    assert main(["weights", "--dir", str(tmp_path), "list"]) == 0
+    assert "no trained weights" in capsys.readouterr().out
+
+
+def test_retrain_dry_run_prints_the_recorded_command(registry, monkeypatch, capsys):
+    monkeypatch.setenv(weights.ENV_VAR, str(registry))
+    assert main(["weights", "retrain", NAME, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert weights.get(NAME).command in out.splitlines() and "0123abc" in out
+
+
+def test_retrain_runs_the_recorded_command(copy, capfd):
+    assert weights.retrain_argv("agrnet train --steps 5") == [sys.executable, "-m", "agrnet", "train", "--steps", "5"]
+    metadata = copy / f"{NAME}.json"
+    command = shlex.join([sys.executable, "-c", "print('retrained')"])
+    metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "command": command}))
+    assert main(["weights", "--dir", str(copy), "retrain", NAME]) == 0
+    assert "retrained" in capfd.readouterr().out.splitlines()
+
+
+def test_the_default_command_rebuilds_the_training_config(registry):
+    parser = argparse.ArgumentParser()
+    train_parser(parser)
+    command = weights.get(NAME, registry).command
+    assert command.startswith("agrnet train --preset synthetic --set ")
+    rebuilt = dataclasses.asdict(config_from_args(parser.parse_args(command.split()[2:])))
+    expected = train_config()
+    for key in weights.UNRECORDED_FIELDS:
+        rebuilt.pop(key), expected.pop(key)
+    assert rebuilt == expected
+
+
+def test_export_defaults_come_from_the_checkpoint_and_the_checkout(checkpoint, tmp_path):
+    entry = weights.export_weights(checkpoint, "defaults", "MIT", "https://example.org", out_dir=tmp_path)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                          cwd=Path(weights.__file__).parent).stdout.strip()  # fmt: skip
+    assert entry.commit == head
+    assert entry.metrics == {"dataset": "synthetic", "split": "val", **METRICS}
+    assert entry.training_data == "synthetic (train split)"
+    assert weights.available(tmp_path) == {"defaults": entry}
+
+
+def test_export_refuses_bad_names_and_existing_entries(registry, checkpoint, capsys):
+    with pytest.raises(ValueError, match="--name 'Tiny_Test'"):
+        weights.export_weights(checkpoint, "Tiny_Test", "MIT", "https://example.org", out_dir=registry)
+    argv = ["weights", "--dir", str(registry), "export", str(checkpoint), "--name", NAME, "--terms", "MIT",
+            "--terms-url", "https://example.org"]  # fmt: skip
+    assert main(argv) == 1
+    assert "--force" in capsys.readouterr().err
+
+
+def test_predict_with_weights(registry, monkeypatch, tmp_path):
+    monkeypatch.setenv(weights.ENV_VAR, str(registry))
+    predictor = Predictor.from_weights(NAME, device="cpu")
+    assert predictor.size == (SIZE, SIZE) and predictor.schema == LAPA
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    out = tmp_path / "parsed"
+    assert main(["predict", "--weights", NAME, str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out),
+                 "--device", "cpu"]) == 0  # fmt: skip
+    for name in ("a", "b"):
+        assert Image.open(out / "labels" / f"{name}.png").size == (70, 50)
+
+
+def test_predict_needs_a_checkpoint_or_weights(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "a.png")]) == 2
+    assert "--weights" in capsys.readouterr().err
+
+
+def test_every_shipped_entry_verifies_and_loads():
+    """Protects the entries in the package: each checksum matches, each model loads strictly, no stray files."""
+    folder = weights.PACKAGE_DIR
+    assert folder.is_dir()
+    entries = weights.available(folder)
+    for entry in entries.values():
+        model, schema = entry.load()
+        assert model.num_classes == schema.num_classes
+        card = (folder / f"{entry.name}.md").read_text()
+        assert entry.sha256 in card and entry.command in card
+    expected = {f"{name}{suffix}" for name in entries for suffix in (".json", ".md", ".safetensors")}
+    assert {p.name for p in folder.iterdir()} == expected | {"README.md"}
