@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def default_cache_dir() -> Path:
+    """Where agrnet's caches go (label maps, precision probes): ``$AGRNET_CACHE``, else ``~/.cache/agrnet``."""
+    return Path(os.environ.get("AGRNET_CACHE") or Path.home() / ".cache" / "agrnet").expanduser()
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write`` on a temporary file in the folder of ``path`` (created if missing), fsync it, then
     ``os.replace`` it onto ``path`` and fsync the folder. Returns ``path`` as a ``Path``."""

@@ -22,6 +22,7 @@ from agrnet.data import (
     default_cache_dir,
     label_edges,
 )
+from agrnet.data.base import DECODED, DecodeCache, read_id_map
 from agrnet.data.datasets import SplitUnion, snap_to_palette
 from agrnet.data.labels import CELEBAMASK_HQ_PARTS
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
@@ -324,3 +325,111 @@ def test_build_dataset_by_name(tmp_path: Path) -> None:
         build_dataset("coco", tmp_path)
     with pytest.raises(IndexError, match="out of range"):
         synthetic[3]
+
+
+# FASSEG as published ----------------------------------------------------------------------------------------------
+
+PUBLISHED_YAWS = ("-90", "-75", "-60", "-45", "-30", "-15", "0", "+15", "+30", "+45", "+60", "+75", "+90")
+PUBLISHED_LABELLED = ("0", "-30", "+30", "-60", "+60", "+90")
+
+
+def published_stem(person: int, yaw: str) -> str:
+    """A Pointing04-style name, as FASSEG uses: ``personne<person><series><pose>+0<yaw>``."""
+    signed = yaw if yaw[0] in "+-" else f"+{yaw}"
+    return f"personne{person:02d}1{PUBLISHED_YAWS.index(yaw):02d}+0{signed}"
+
+
+def published_multipose_test(root: Path) -> Path:
+    """FASSEG multipose01's test split exactly as published: RGB BMPs at 13 yaws, colour labels (BMP) at 6."""
+    palette = FASSEG_SCHEMA.palette
+    ids = np.zeros((24, 20), np.int64)
+    ids[4:20, 4:16] = 1
+    ids[4:7, 4:16] = 2
+    ids[9:11, 6:9] = ids[9:11, 11:14] = 3
+    ids[12:15, 9:11] = 4
+    ids[16:18, 7:13] = 5
+    for index, yaw in enumerate(PUBLISHED_YAWS):
+        for person in (1, 2):
+            stem = published_stem(person, yaw)
+            _save(root / "V3" / "Test_RGB" / yaw / f"{stem}.bmp", _rgb(24, 20, index * 2 + person))
+            if yaw in PUBLISHED_LABELLED:
+                _save(root / "V3" / "Test_labels" / yaw / f"{stem}.bmp", palette[ids].astype(np.uint8))
+    return root
+
+
+def test_fasseg_published_multipose_test_pairs_only_labelled_images(tmp_path: Path) -> None:
+    root = published_multipose_test(tmp_path / "fasseg")
+    with pytest.warns(UserWarning, match=r"FASSEG multipose-test: 14 images have no label and are skipped") as caught:
+        dataset = FASSEG(root, "multipose-test")
+    (warning,) = caught
+    for yaw in set(PUBLISHED_YAWS) - set(PUBLISHED_LABELLED):
+        assert f"Test_RGB/{yaw}/ (all 2)" in str(warning.message)
+    assert len(dataset) == 12 and len(dataset.unlabelled) == 14
+    assert sorted({sample["yaw"] for sample in dataset}) == sorted(int(yaw) for yaw in PUBLISHED_LABELLED)
+    for sample in dataset:
+        _check_sample(sample, 6)
+        assert sample["label"][10, 7] == 3
+
+
+def test_fasseg_names_single_unlabelled_files_and_a_label_without_its_image(tmp_path: Path) -> None:
+    root = published_multipose_test(tmp_path / "fasseg")
+    (root / "V3" / "Test_labels" / "0" / f"{published_stem(2, '0')}.bmp").unlink()
+    (root / "V3" / "Test_RGB" / "+30" / f"{published_stem(1, '+30')}.bmp").unlink()
+    with pytest.warns(UserWarning, match=r"15 images .*Test_RGB/0/personne02106\+0\+0\.bmp"):
+        dataset = FASSEG(root, "multipose-test")
+    with pytest.raises(FileNotFoundError, match=r"personne01108\+0\+30\.png: file is missing"):
+        [dataset.load(i) for i in range(len(dataset))]
+
+
+def test_fasseg_published_layout_is_prepared_and_scored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agrnet.cli import main
+    from agrnet.experiments import Evaluation, score
+    from tests.tiny_model import tiny_model
+
+    root = published_multipose_test(tmp_path / "fasseg")
+    assert main(["prepare", "fasseg", str(root), "--split", "multipose-test", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "fasseg multipose-test: 12 samples, 0 bad, 14 unlabelled, skipped" in out
+    assert f"V3/Test_RGB/-90/{published_stem(1, '-90')}.bmp" in out and "bad file" not in out
+    model = tiny_model(FASSEG_SCHEMA)
+    with pytest.warns(UserWarning, match="no label"):
+        report = score(model, root, Evaluation("multipose-test", by_yaw=True), size=32)
+    assert report["num_images"] == 12 and set(report["by_yaw"]) == {str(int(y)) for y in PUBLISHED_LABELLED}
+    assert 0.0 <= report["mean_f1"] <= 1.0
+
+
+# Decoded samples are cached ---------------------------------------------------------------------------------------
+
+
+def test_decode_cache_decodes_each_file_once_and_notices_changes(tmp_path: Path) -> None:
+    path = _save(tmp_path / "label.png", np.full((6, 5), 3, np.uint8))
+    cache = DecodeCache(limit_bytes=1000)
+    calls: list[Path] = []
+
+    def decode(file: Path) -> np.ndarray:
+        calls.append(file)
+        return np.asarray(Image.open(file)).copy()
+
+    first = cache.get(path, "ids", decode)
+    first[0, 0] = 99  # callers get copies: changing one never changes the cache
+    again = cache.get(path, "ids", decode)
+    assert len(calls) == 1 and again[0, 0] == 3 and (cache.hits, cache.misses) == (1, 1)
+    assert cache.get(path, "other kind", decode) is not None and len(calls) == 2
+    _save(path, np.full((7, 5), 4, np.uint8))  # a new version of the file: another size, so another key
+    assert cache.get(path, "ids", decode)[0, 0] == 4 and len(calls) == 3
+    big = _save(tmp_path / "big.png", np.zeros((40, 40), np.uint8))
+    cache.get(big, "ids", decode)
+    cache.get(big, "ids", decode)
+    assert len(calls) == 5 and cache.nbytes <= 1000, "a full cache decodes without storing"
+    with pytest.raises(FileNotFoundError, match="missing.png: file is missing"):
+        cache.get(tmp_path / "missing.png", "ids", lambda file: read_id_map(file))
+
+
+def test_readers_share_the_process_cache(shared_data: Path) -> None:
+    DECODED.clear()
+    dataset = FASSEG(shared_data / "fasseg", "test")
+    first = dataset[0]
+    misses = DECODED.misses
+    second = FASSEG(shared_data / "fasseg", "test")[0]
+    assert misses == 2 and DECODED.misses == 2 and DECODED.hits == 2, "image and label decoded once"
+    assert torch.equal(first["image"], second["image"]) and torch.equal(first["label"], second["label"])

@@ -12,7 +12,6 @@ from agrnet.data.datasets import (
     Helen,
     LaPa,
     build_dataset,
-    default_cache_dir,
 )
 from agrnet.data.edges import label_edges
 from agrnet.data.labels import CELEBAMASK_HQ, HELEN, LAPA, SCHEMAS, LabelSchema, get_schema
@@ -20,6 +19,7 @@ from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.labels import LIP as LIP_SCHEMA
 from agrnet.data.synthetic import SyntheticFaces
 from agrnet.data.transforms import EvalTransform, TrainTransform
+from agrnet.files import default_cache_dir
 
 __all__ = [
     "CELEBAMASK_HQ",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,26 +34,84 @@ def open_image(path: Path, mode: str | None = None) -> Image.Image:
         raise RuntimeError(f"{path}: cannot decode image, the file is truncated or corrupt ({error})") from error
 
 
+class DecodeCache:
+    """Decoded files of this process: arrays keyed by (path, size, mtime, kind), up to ``limit_bytes`` in all.
+
+    ``get(path, kind, decode)`` returns a copy of the cached array (callers may modify it) or decodes, stores and
+    returns it. A file that changes on disk changes its key, so it is decoded again. Once full, the cache keeps
+    what it holds and stops adding: for the uniformly random order of training, that serves as many reads as any
+    eviction policy and costs nothing. ``limit_bytes`` defaults to ``$AGRNET_DECODE_CACHE_MB`` megabytes (1024
+    when unset; 0 turns caching off). Each DataLoader worker is a process with a cache of its own.
+    """
+
+    def __init__(self, limit_bytes: int | None = None) -> None:
+        if limit_bytes is None:
+            limit_bytes = int(float(os.environ.get("AGRNET_DECODE_CACHE_MB", "1024")) * 2**20)
+        self.limit_bytes = limit_bytes
+        self.entries: dict[tuple[str, int, int, str], np.ndarray] = {}
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, path: Path, kind: str, decode: Callable[[Path], np.ndarray]) -> np.ndarray:
+        """The array ``decode(path)`` for this version of the file at ``path``, decoded at most once."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return decode(path)  # decode names the missing or unreadable file
+        key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, kind)
+        cached = self.entries.get(key)
+        if cached is not None:
+            self.hits += 1
+            return cached.copy()
+        self.misses += 1
+        array = decode(path)
+        if self.nbytes + array.nbytes <= self.limit_bytes:
+            self.entries[key] = array.copy()
+            self.nbytes += array.nbytes
+        return array
+
+    def clear(self) -> None:
+        """Forget every entry and the counts."""
+        self.entries.clear()
+        self.nbytes = self.hits = self.misses = 0
+
+
+DECODED = DecodeCache()
+"""The process's cache of decoded image and label files (see ``DecodeCache``)."""
+
+
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """An RGB PIL image as a float32 tensor 3 x H x W in [0, 1]."""
     array = np.array(image, dtype=np.uint8)
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
+def decode_rgb(path: Path) -> np.ndarray:
+    """The image at ``path`` as a uint8 H x W x 3 RGB array (uncached)."""
+    return np.array(open_image(path, "RGB"), dtype=np.uint8)
+
+
 def read_image(path: Path) -> torch.Tensor:
-    """The image at ``path`` as float32 3 x H x W in [0, 1] (grayscale and palette images become RGB)."""
-    return image_to_tensor(open_image(path, "RGB"))
+    """The image at ``path`` as float32 3 x H x W in [0, 1] (grayscale and palette images become RGB); decoded
+    once per process (``DECODED``)."""
+    array = DECODED.get(Path(path), "rgb", decode_rgb)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
-def read_id_map(path: Path) -> np.ndarray:
-    """A label map of ids as a uint8 H x W array: the values of an L or P image, or the first channel of an RGB
-    one (as the CelebAMask-HQ tools read their masks)."""
+def _decode_id_map(path: Path) -> np.ndarray:
     image = open_image(path)
     if image.mode in ("L", "P"):
         return np.array(image, dtype=np.uint8)
     if image.mode in ("RGB", "RGBA"):
         return np.asarray(image, dtype=np.uint8)[..., 0].copy()
     raise ValueError(f"{path}: label image has mode {image.mode!r}; expected 8-bit ids (L, P or RGB)")
+
+
+def read_id_map(path: Path) -> np.ndarray:
+    """A label map of ids as a uint8 H x W array: the values of an L or P image, or the first channel of an RGB
+    one (as the CelebAMask-HQ tools read their masks); decoded once per process (``DECODED``)."""
+    return DECODED.get(Path(path), "ids", _decode_id_map)
 
 
 def check_ids(label: torch.Tensor, schema: LabelSchema, path: Path | str) -> None:

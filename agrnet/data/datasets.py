@@ -8,8 +8,8 @@ FASSEG multipose, ``landmarks`` for LaPa on request). Bad files raise an error t
 from __future__ import annotations
 
 import hashlib
-import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ from PIL import Image
 from torch.utils.data import ConcatDataset
 
 from agrnet.data.base import (
+    DECODED,
     ParsingDataset,
     Sample,
     Transform,
     check_ids,
     check_same_size,
     check_split,
+    decode_rgb,
     image_to_tensor,
     open_image,
     read_id_map,
@@ -41,7 +43,7 @@ from agrnet.data.labels import (
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.labels import LIP as LIP_SCHEMA
 from agrnet.data.synthetic import SyntheticFaces
-from agrnet.files import atomic_write
+from agrnet.files import atomic_write, default_cache_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -116,11 +118,6 @@ def read_landmarks(path: Path) -> torch.Tensor:
     if points.shape != (count, 2):
         raise ValueError(f"{path}: expected {count} lines of 'x y', got an array of shape {points.shape}")
     return torch.from_numpy(points)
-
-
-def default_cache_dir() -> Path:
-    """Where caches go: ``$AGRNET_CACHE``, else ``~/.cache/agrnet``."""
-    return Path(os.environ.get("AGRNET_CACHE") or Path.home() / ".cache" / "agrnet").expanduser()
 
 
 class CelebAMaskHQ(ParsingDataset):
@@ -341,7 +338,12 @@ class FASSEG(ParsingDataset):
     ``V2/{Train,Test}_Labels/``. Splits ``multipose-train`` / ``multipose-test``: multipose01,
     ``<root>/V3/{Train,Test}_RGB/<pose>/<name>`` with labels in ``V3/{Train,Test}_labels/<pose>/``, where the
     pose folder is the yaw in degrees (-90, -75, ..., 0, +15, ..., +90); those samples carry ``yaw`` (int). Label
-    colours are snapped to the nearest palette colour (the files hold some anti-aliased pixels).
+    colours are snapped to the nearest palette colour (the files hold some anti-aliased pixels); the snapped ids
+    are decoded once per process (``agrnet.data.base.DECODED``).
+
+    Only images with a label are samples. The published multipose test split holds images at 13 yaws but labels
+    at 6 (0, +-30, +-60, +90): the images without a label are listed in ``unlabelled`` and named once in a
+    warning, not read. A label without its image is a sample whose loading fails, naming the missing file.
     """
 
     schema = FASSEG_SCHEMA
@@ -361,26 +363,49 @@ class FASSEG(ParsingDataset):
         else:
             folders = [("", self.image_dir, self.label_dir)]
         self.items: list[tuple[str, str, Path, Path]] = []
+        self.unlabelled: list[Path] = []
         for pose, image_folder, label_folder in folders:
             images = _files_by_stem(image_folder, (".bmp", ".png"))
             labels = _files_by_stem(label_folder, (".bmp", ".png")) if label_folder.is_dir() else {}
-            for stem in sorted(images.keys() | labels.keys(), key=_natural_key):
+            self.unlabelled += [images[stem] for stem in sorted(images.keys() - labels.keys(), key=_natural_key)]
+            for stem in sorted(labels, key=_natural_key):
                 image_path = images.get(stem, image_folder / f"{stem}.png")
-                self.items.append((pose, stem, image_path, labels.get(stem, label_folder / f"{stem}.png")))
+                self.items.append((pose, stem, image_path, labels[stem]))
+        if self.unlabelled:
+            warnings.warn(f"FASSEG {split}: {describe_unlabelled(self.unlabelled, self.image_dir)}", stacklevel=2)
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def snapped_label(self, path: Path) -> np.ndarray:
+        """The ids of the colour-coded label at ``path`` (uint8 H x W), snapped to the palette."""
+        return DECODED.get(path, "fasseg-ids", lambda file: snap_to_palette(decode_rgb(file), self.schema.palette))
+
     def load(self, index: int) -> Sample:
         pose, stem, image_path, label_path = self.items[index]
         image = read_image(image_path)
-        colours = np.asarray(open_image(label_path, "RGB"), dtype=np.uint8)
-        label = torch.from_numpy(snap_to_palette(colours, self.schema.palette)).long()
+        label = torch.from_numpy(self.snapped_label(label_path)).long()
         check_same_size(image, label, image_path, label_path)
         sample: Sample = {"image": image, "label": label, "name": f"{pose}/{stem}" if pose else stem}
         if pose:
             sample["yaw"] = int(pose)
         return sample
+
+
+def describe_unlabelled(paths: list[Path], image_dir: Path) -> str:
+    """One line naming the images that have no label: whole pose folders by name, other files one by one."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in paths:
+        by_folder.setdefault(path.parent, []).append(path)
+    named = []
+    for folder, files in by_folder.items():
+        everything = len(_files_by_stem(folder, (".bmp", ".png")))
+        relative = folder.relative_to(image_dir.parent)
+        if len(files) == everything:
+            named.append(f"{relative}/ (all {len(files)})")
+        else:
+            named += [str(path.relative_to(image_dir.parent)) for path in files]
+    return f"{len(paths)} images have no label and are skipped: {', '.join(named)}"
 
 
 DATASETS: dict[str, type[ParsingDataset]] = {
