@@ -1,26 +1,34 @@
-"""Experiments on real photographs (FASSEG) with a wall-clock budget per training: the main result, the ablation
-of Table I(a)(b), the vertex count of Table I(c) and the domain gap across head poses of Table IV.
+"""Experiments on real photographs (FASSEG) on a fixed step protocol: the main result, the ablation of Table
+I(a)(b), the vertex count of Table I(c) and the domain gap across head poses of Table IV.
 
 ``agrnet experiment NAME`` trains each variant and seed of experiment ``NAME`` with ``agrnet.train.train`` (preset
-"fasseg", ``RECIPE`` and the variant's settings on top, ``time_budget_s`` from ``--budget-minutes``), scores the
-last checkpoint with ``agrnet.evaluate.evaluate`` (never the best-on-test one: FASSEG's only held-out split is
-its test split) and writes one JSON file: the command, git commit, versions, machine, load average, wall and CPU
-time, seeds planned and done, every run's metrics, and their mean and standard deviation over seeds. The file is
-rewritten after each run, so an interrupted experiment keeps what it finished; running the same command again
-skips the runs the file already holds with the same configuration.
+"fasseg", ``PROTOCOL``, the experiment's and the variant's settings on top), scores the last checkpoint with
+``agrnet.evaluate.evaluate`` (never the best-on-test one: FASSEG's only held-out split is its test split) and
+writes one JSON file: the command, git commit, versions, machine, load average, wall and CPU time, seeds planned
+and done, every run's steps, seconds per step, chosen precision and metrics, their mean and standard deviation
+over seeds, and for experiments with a reference variant the paired difference of every variant to it with a
+95 % interval (``agrnet.stats``). The file is rewritten after each run, so an interrupted experiment keeps what it
+finished; running the same command again skips the runs the file already holds with the same configuration.
+
+Paired design: variants of one seed start from the same initial weights in every part they share (``AGRNet``
+seeds each part on its own) and see the same batches in the same order (the sampler and the augmentation are
+seeded by the run's seed after the model is built), so a difference between two variants of a seed is the
+effect of the parts that differ, not of the draw.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import shlex
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,19 +38,23 @@ import torch
 import torchvision
 from torch.utils.data import Subset
 
-from agrnet.bench import environment
+from agrnet.bench import environment, peak_rss_mib
 from agrnet.checkpoint import load_model
+from agrnet.config import TrainConfig, parse_overrides, preset_config
 from agrnet.data.datasets import build_dataset
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
 from agrnet.files import write_json
 from agrnet.metrics import ConfusionMatrix
-from agrnet.train import NonFiniteLossError, parse_overrides, preset_config, train
+from agrnet.runtime import native_bf16
+from agrnet.stats import paired_difference
+from agrnet.train import NonFiniteLossError, train
 
 DEFAULT_ROOT = Path("../shared/data/fasseg")
-RECIPE: dict[str, Any] = {
+PROTOCOL: dict[str, Any] = {
     "backbone": "resnet18",
     "pretrained_backbone": None,
+    "output_stride": 16,
     "train_split": "train+multipose-train",
     "size": 256,
     "channels": 64,
@@ -52,7 +64,7 @@ RECIPE: dict[str, Any] = {
     "weight_decay": 1e-4,
     "rotation": 15.0,
     "scale": (0.8, 1.2),
-    "steps": 100_000,
+    "steps": 600,
     "val_every": 0,
     "num_val_images": 4,
     "checkpoint_every": 100,
@@ -60,16 +72,16 @@ RECIPE: dict[str, Any] = {
     "workers": 0,
     "threads": 2,
     "device": "cpu",
-    "amp": "bf16",
-    "channels_last": True,
+    "amp": "auto",
+    "channels_last": "auto",
 }
-"""Settings on top of the "fasseg" preset shared by every experiment: a from-scratch ResNet-18 (no ImageNet weights
-here) trained with AdamW under a time budget (``steps`` is only a cap). The training's own end-of-run
-validation is a smoke check on 4 test images; the scores come from ``evaluate`` on whole splits.
-
-bf16 autocast with channels_last makes a training step several times faster than fp32 on a CPU with AMX
-(``book/results/cpu_train_*.json``, from ``agrnet bench``), so a budget buys that many times the steps. On a CPU
-without bf16 units it can be slower than fp32: there, pass ``--set amp=none --set channels_last=false``."""
+"""The step protocol every experiment trains with (on top of the "fasseg" preset): a from-scratch ResNet-18 (no
+ImageNet weights offline) at output stride 16, 256 px, batch 8, AdamW with the poly schedule over ``steps``. A
+training is defined by its steps, so its result does not depend on the machine's speed; ``--time-cap-minutes``
+only bounds the cost (a run that hits the cap is recorded as such). Precision is "auto": fp32 unless a short
+probe on this machine shows bf16 (native bf16 CPUs and GPUs only) or channels_last faster, recorded per run.
+The training's own end-of-run validation is a smoke check on 4 test images; the scores come from ``evaluate``
+on whole splits."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,7 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Variant:
-    """One trained model per seed: ``settings`` on top of ``RECIPE``, scored on each of ``evaluations``."""
+    """One trained model per seed: ``settings`` on top of ``PROTOCOL``, scored on each of ``evaluations``."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     evaluations: tuple[Evaluation, ...] = (Evaluation("test"),)
@@ -90,21 +102,22 @@ class Variant:
 
 @dataclass(frozen=True)
 class Experiment:
-    """Variants trained for each seed under one budget (minutes per training); ``settings`` apply to every variant
-    (on top of ``RECIPE``, under the variant's own)."""
+    """Variants trained for each seed on the step protocol; ``settings`` apply to every variant (on top of
+    ``PROTOCOL``, under the variant's own). With a ``reference`` variant, every other variant's paired difference
+    to it over the seeds is reported with a 95 % interval."""
 
     variants: dict[str, Variant]
-    budget_minutes: float
     seeds: tuple[int, ...]
     out: str
     settings: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
 
 
-SHORT_RUN: dict[str, Any] = {"size": 192}
-"""The short runs train at 192 px: 0.56 times the FLOPs of 256 px, so about twice the steps in the budget."""
+PAIRED_SEEDS = (0, 1, 2, 3, 4)
+"""Seeds of the paired experiments (ablation, top-K): five, the least that gives a paired t interval some power."""
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "fasseg-main": Experiment({"full": Variant()}, 20.0, (0,), "book/results/fasseg_main.json"),
+    "fasseg-main": Experiment({"full": Variant()}, (0, 1, 2), "book/results/fasseg_main.json"),
     "fasseg-ablation": Experiment(
         {
             "baseline": Variant({"use_graph": False, "use_edge": False}),
@@ -114,10 +127,9 @@ EXPERIMENTS: dict[str, Experiment] = {
             "full, no discriminative loss": Variant({"use_discriminative": False}),
             "full, no boundary-attention loss": Variant({"use_boundary": False}),
         },
-        3.0,
-        (0, 1, 2),
+        PAIRED_SEEDS,
         "book/results/fasseg_ablation.json",
-        SHORT_RUN,
+        reference="baseline",
     ),
     "fasseg-domain-gap": Experiment(
         {
@@ -126,17 +138,14 @@ EXPERIMENTS: dict[str, Experiment] = {
             ),
             "multipose -> frontal02": Variant({"train_split": "multipose-train"}, (Evaluation("test"),)),
         },
-        3.0,
         (0,),
         "book/results/fasseg_domain_gap.json",
-        SHORT_RUN,
     ),
     "fasseg-topk": Experiment(
         {f"top-{k}": Variant({"top_k": k}) for k in (1, 2, 4, 8)},
-        3.0,
-        (0,),
+        PAIRED_SEEDS,
         "book/results/fasseg_topk.json",
-        SHORT_RUN,
+        reference="top-4",
     ),
 }
 SUMMARY_METRICS = ("mean_f1", "miou", "pixel_accuracy", "mean_accuracy")
@@ -197,11 +206,29 @@ def summarise(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def paired(runs: Sequence[Mapping[str, Any]], reference: str) -> dict[str, Any]:
+    """Each variant's paired difference to ``reference`` in mean F1, per evaluated split, over the seeds both have
+    (``agrnet.stats.paired_difference``, 95 % t interval), with those seeds."""
+    scores: dict[tuple[str, str], dict[int, float]] = {}
+    for run in runs:
+        for split, report in run["metrics"].items():
+            scores.setdefault((run["variant"], split), {})[run["seed"]] = report["mean_f1"]
+    result: dict[str, Any] = {}
+    for (variant, split), by_seed in scores.items():
+        base = scores.get((reference, split), {})
+        seeds = sorted(set(by_seed) & set(base))
+        if variant == reference or not seeds:
+            continue
+        difference = paired_difference([by_seed[s] for s in seeds], [base[s] for s in seeds])
+        result.setdefault(variant, {})[split] = {**difference.to_dict(), "seeds": seeds, "reference": reference}
+    return result
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The ``agrnet experiment`` command that reproduces ``args``."""
     words = ["agrnet", "experiment", args.experiment]
     words += ["--seeds", *map(str, args.seeds)] if args.seeds is not None else []
-    words += ["--budget-minutes", str(args.budget_minutes)] if args.budget_minutes is not None else []
+    words += ["--time-cap-minutes", str(args.time_cap_minutes)] if args.time_cap_minutes is not None else []
     words += ["--variants", *args.variants] if args.variants else []
     words += [word for item in args.overrides for word in ("--set", item)]
     words += ["--data-root", str(args.data_root)] if args.data_root != DEFAULT_ROOT else []
@@ -212,10 +239,39 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def train_and_score(
+    config: TrainConfig, evaluations: Sequence[Evaluation], root: Path, flip: bool
+) -> dict[str, Any]:
+    """Train ``config`` and score its last checkpoint on ``evaluations`` (and with flip TTA when ``flip``): the
+    part of a run's record that the run itself measures, with this process's peak memory."""
+    started = time.perf_counter()
+    run_dir = train(config)
+    train_s = time.perf_counter() - started
+    model, _, payload = load_model(run_dir / "last.pt", map_location="cpu")
+    metrics = {e.split: score(model, root, e, config.size) for e in evaluations}
+    if flip:
+        metrics |= {f"{e.split} (flip)": score(model, root, e, config.size, True) for e in evaluations}
+    return {
+        "run_dir": str(run_dir), "steps": payload["step"], "steps_planned": config.steps,
+        "stopped_by": payload.get("stopped_by"), "seconds_per_step": payload["elapsed_s"] / max(payload["step"], 1),
+        "train_loop_s": payload["elapsed_s"], "train_wall_s": train_s, "precision": payload.get("precision"),
+        "peak_rss_mib": peak_rss_mib(), "metrics": metrics,
+    }  # fmt: skip
+
+
+def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a new (spawned) Python process: each training of an experiment starts from a clean
+    heap and gives all its memory back when it ends, however many trainings run one after another. Errors are
+    raised here as they were there."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
 def _record(
     results: dict[str, Any], runs: list[dict[str, Any]], experiment: Experiment, wall: float, cpu: float, out: Path
 ) -> None:
-    """Bring ``results`` up to date with ``runs`` (seeds done, summary, times, load) and write it to ``out``.
+    """Bring ``results`` up to date with ``runs`` (seeds done, summary, paired differences, times, load) and write
+    it to ``out``.
 
     Wall and CPU time are this invocation's in the last ``history`` entry; the top-level ones sum all invocations.
     """
@@ -232,7 +288,16 @@ def _record(
         "wall_time_s": sum(entry.get("wall_time_s", 0.0) for entry in history),
         "cpu_time_s": sum(entry.get("cpu_time_s", 0.0) for entry in history),
     }  # fmt: skip
+    if experiment.reference is not None:
+        results["paired"] = paired(runs, experiment.reference)
     write_json(out, results)
+
+
+def run_settings(experiment: Experiment, variant: Variant, overrides: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """The ``TrainConfig`` fields of one training: the protocol, the experiment's, the variant's, the command
+    line's and the seed, as JSON would hold them (so they compare equal to a results file's)."""
+    settings = {**PROTOCOL, **experiment.settings, **variant.settings, **overrides, "seed": seed}
+    return json.loads(json.dumps(settings))
 
 
 def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
@@ -240,16 +305,22 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     results, which are also written to ``args.out`` after each run."""
     experiment = EXPERIMENTS[args.experiment]
     seeds = tuple(args.seeds) if args.seeds is not None else experiment.seeds
-    budget_minutes = args.budget_minutes if args.budget_minutes is not None else experiment.budget_minutes
     names = list(args.variants or experiment.variants)
     unknown = sorted(set(names) - set(experiment.variants))
     if unknown:
         raise ValueError(
             f"--variants: unknown {unknown} for {args.experiment}; choose from {list(experiment.variants)}"
         )
+    if args.time_cap_minutes is not None and not args.time_cap_minutes > 0:
+        raise ValueError(f"--time-cap-minutes: expected a positive number, got {args.time_cap_minutes}")
     if not args.data_root.is_dir():
         raise FileNotFoundError(f"{args.data_root}: FASSEG folder not found (pass --data-root)")
     overrides = parse_overrides(args.overrides)
+    if args.time_cap_minutes is not None:
+        overrides["time_cap_s"] = 60 * args.time_cap_minutes
+    for seed in seeds:  # every configuration is checked before the first training starts
+        for name in names:
+            preset_config("fasseg", **run_settings(experiment, experiment.variants[name], overrides, seed))
     out = Path(args.out or experiment.out)
     previous = json.loads(out.read_text()) if out.is_file() and not args.fresh else {}
     runs: list[dict[str, Any]] = [
@@ -257,7 +328,8 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     ]
     started = datetime.now(UTC)
     wall, cpu = time.perf_counter(), time.process_time()
-    env = environment(torch.device("cpu"))
+    device = torch.device("cpu")
+    env = environment(device)
     results: dict[str, Any] = {
         "experiment": args.experiment,
         "command": command_line(args),
@@ -267,11 +339,14 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
             "agrnet": env["agrnet"], "torch": env["torch"], "torchvision": torchvision.__version__,
             "python": env["python"],
         },
-        "machine": {key: env[key] for key in ("platform", "cpu_count", "device", "device_name")},
+        "machine": {
+            **{key: env[key] for key in ("platform", "cpu_count", "device", "device_name")},
+            "native_bf16": native_bf16(device),
+        },
         "load_average_start": _load_average(),
-        "budget_minutes": budget_minutes,
-        "budget_minutes_planned": experiment.budget_minutes,
-        "recipe": {**RECIPE, **experiment.settings, **overrides},
+        "protocol": {**PROTOCOL, **experiment.settings, **overrides},
+        "time_cap_minutes": args.time_cap_minutes,
+        "reference": experiment.reference,
         "variants": {name: asdict(variant) for name, variant in experiment.variants.items()},
         "variants_requested": names,
         "seeds_planned": list(experiment.seeds),
@@ -285,28 +360,19 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     for seed in seeds:
         for name in names:
             variant = experiment.variants[name]
-            settings = {**RECIPE, **experiment.settings, **variant.settings, **overrides, "seed": seed}
-            settings["time_budget_s"] = 60 * budget_minutes
-            config = preset_config("fasseg", **settings, data_root=str(args.data_root))
-            settings = json.loads(json.dumps(settings))
+            settings = run_settings(experiment, variant, overrides, seed)
             if any(run["variant"] == name and run["settings"] == settings for run in runs):
                 print(f"{args.experiment}: {name} seed {seed} is already in {out}, skipped", file=sys.stderr)
                 continue
+            config = preset_config("fasseg", **settings, data_root=str(args.data_root))
             folder = re.sub(r"[^\w+-]+", "_", name)
             config.out = str(args.runs_dir / args.experiment / stamp / f"{folder}-seed{seed}")
             load_start, run_wall = _load_average(), time.perf_counter()
-            run_dir = train(config)
-            train_s = time.perf_counter() - run_wall
-            model, _, payload = load_model(run_dir / "last.pt", map_location="cpu")
-            metrics = {e.split: score(model, args.data_root, e, config.size) for e in variant.evaluations}
-            if args.flip:
-                metrics |= {f"{e.split} (flip)": score(model, args.data_root, e, config.size, True)
-                            for e in variant.evaluations}  # fmt: skip
+            record = in_fresh_process(train_and_score, config, variant.evaluations, args.data_root, args.flip)
             runs.append({
-                "variant": name, "seed": seed, "settings": settings, "run_dir": str(run_dir),
-                "steps": payload["step"], "train_loop_s": payload["elapsed_s"], "train_wall_s": train_s,
+                "variant": name, "seed": seed, "settings": settings, **record,
                 "wall_s": time.perf_counter() - run_wall, "load_average_start": load_start,
-                "load_average_end": _load_average(), "metrics": metrics,
+                "load_average_end": _load_average(), "metrics": record.pop("metrics"),
             })  # fmt: skip
             _record(results, runs, experiment, wall, cpu, out)
     _record(results, runs, experiment, wall, cpu, out)
@@ -317,11 +383,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``agrnet experiment``."""
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment to run")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the experiment's)")
-    parser.add_argument("--budget-minutes", type=float, default=None, help="training minutes per run")
+    parser.add_argument(
+        "--time-cap-minutes", type=float, default=None,
+        help="stop any training that runs longer than this (a safety cap; a run is defined by its steps)",
+    )  # fmt: skip
     parser.add_argument("--variants", nargs="+", default=None, help="run only these variants")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a TrainConfig field of every run (repeatable), e.g. --set size=192",
+        help="override a TrainConfig field of every run (repeatable), e.g. --set steps=300",
     )  # fmt: skip
     parser.add_argument("--data-root", type=Path, default=DEFAULT_ROOT, help=f"FASSEG folder (default {DEFAULT_ROOT})")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: book/results/fasseg_*.json)")
@@ -334,15 +403,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``agrnet experiment``: run it and print each variant's mean F1 over seeds."""
+    """``agrnet experiment``: run it and print each variant's mean F1 over seeds (and its paired difference)."""
     try:
         results = run_experiment(args)
     except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError) as error:
         print(f"agrnet experiment: error: {error}", file=sys.stderr)
         return 1
+    differences = results.get("paired", {})
     for variant, splits in summarise(results["runs"]).items():
         for split, entry in splits.items():
             f1 = entry["mean_f1"]
             spread = f" +- {100 * f1['std']:.1f}" if f1["std"] is not None else ""
-            print(f"{variant:34s} {split:18s} mean F1 {100 * f1['mean']:.1f}{spread} (n={f1['n']})")
+            line = f"{variant:34s} {split:18s} mean F1 {100 * f1['mean']:.1f}{spread} (n={f1['n']})"
+            difference = differences.get(variant, {}).get(split)
+            if difference is not None and difference["low"] is not None:
+                line += (f"; vs {difference['reference']} {100 * difference['mean']:+.1f} "
+                         f"[{100 * difference['low']:+.1f}, {100 * difference['high']:+.1f}]")  # fmt: skip
+            print(line)
     return 0

@@ -1,22 +1,28 @@
-"""`agrnet experiment`: budgeted trainings on a tiny FASSEG-layout tree, scores per yaw, the results file, resuming."""
+"""`agrnet experiment`: trainings of a fixed number of steps on a tiny FASSEG-layout tree, scores per yaw, paired
+differences, the results file, resuming."""
 
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from agrnet.checkpoint import load_model
 from agrnet.cli import main as cli_main
+from agrnet.config import preset_config
 from agrnet.data.datasets import FASSEG
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
-from agrnet.experiments import summarise
+from agrnet.experiments import EXPERIMENTS, Variant, paired, run_settings, summarise
+from agrnet.train import Trainer
 
-TINY = ["--set", "size=32", "--set", "channels=8", "--set", "batch_size=2", "--set", "threads=1"]
+TINY_SETTINGS = {"size": 32, "channels": 8, "batch_size": 2, "threads": 1, "train_split": "train+multipose-train"}
+TINY = [word for key, value in TINY_SETTINGS.items() if key != "train_split" for word in ("--set", f"{key}={value}")]
 YAWS = ("-15", "0", "+15")
 
 
@@ -71,26 +77,30 @@ def test_summarise_gives_mean_and_sample_std_over_seeds() -> None:
 
 
 @pytest.mark.slow
-def test_domain_gap_trains_within_budget_scores_by_yaw_and_resumes(
+def test_domain_gap_trains_its_steps_scores_by_yaw_and_resumes(
     tiny_fasseg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, runs_dir = tmp_path / "results" / "gap.json", tmp_path / "runs"
-    argv = ["experiment", "fasseg-domain-gap", "--budget-minutes", "0.02", *TINY, "--set", "num_val_images=1"]
+    argv = ["experiment", "fasseg-domain-gap", "--set", "steps=3", *TINY, "--set", "num_val_images=1"]
     argv += ["--data-root", str(tiny_fasseg), "--out", str(out), "--runs-dir", str(runs_dir)]
     assert cli_main(argv) == 0
     results = json.loads(out.read_text())
     assert results["experiment"] == "fasseg-domain-gap" and results["command"].startswith("agrnet experiment")
-    assert "--budget-minutes 0.02" in results["command"] and "size=32" in results["command"]
+    assert "steps=3" in results["command"] and "size=32" in results["command"]
     assert set(results["versions"]) >= {"agrnet", "torch", "torchvision", "python"}
     assert results["machine"]["cpu_count"] >= 1 and len(results["load_average_start"]) == 3
+    assert isinstance(results["machine"]["native_bf16"], bool)
+    assert results["protocol"]["steps"] == 3 and results["protocol"]["amp"] == "auto"
     assert results["seeds_planned"] == [0] and results["seeds_done"] == [0] and results["complete"]
     assert results["wall_time_s"] > 0 and results["cpu_time_s"] > 0
 
     runs = {run["variant"]: run for run in results["runs"]}
     assert set(runs) == {"frontal02 -> multipose", "multipose -> frontal02"}
     for run in runs.values():
-        assert run["steps"] >= 1 and run["train_loop_s"] >= 0.02 * 60
-        assert run["settings"]["time_budget_s"] == pytest.approx(1.2)
+        assert run["steps"] == run["steps_planned"] == 3 and run["stopped_by"] is None
+        assert run["seconds_per_step"] == pytest.approx(run["train_loop_s"] / 3)
+        assert run["precision"]["name"] in ("fp32", "fp32+channels_last", "bf16", "bf16+channels_last")
+        assert run["precision"]["reason"] and run["settings"]["steps"] == 3
     assert runs["frontal02 -> multipose"]["settings"]["train_split"] == "train"
     assert runs["multipose -> frontal02"]["settings"]["train_split"] == "multipose-train"
 
@@ -118,23 +128,60 @@ def test_domain_gap_trains_within_budget_scores_by_yaw_and_resumes(
 
 
 @pytest.mark.slow
-def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: Path, tmp_path: Path) -> None:
-    out = tmp_path / "ablation.json"
-    argv = ["experiment", "fasseg-ablation", "--budget-minutes", "0.01", "--seeds", "0", "--variants", "baseline"]
-    argv += [*TINY, "--set", "num_val_images=1", "--set", "train_split=train", "--data-root", str(tiny_fasseg)]
+def test_a_time_cap_stops_a_run_and_the_file_says_so(tiny_fasseg: Path, tmp_path: Path) -> None:
+    out = tmp_path / "main.json"
+    argv = ["experiment", "fasseg-main", "--seeds", "0", "--time-cap-minutes", "0.01", *TINY, "--set", "steps=5000"]
+    argv += ["--set", "num_val_images=1", "--set", "train_split=train", "--data-root", str(tiny_fasseg)]
     assert cli_main([*argv, "--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 0
     results = json.loads(out.read_text())
-    assert results["seeds_planned"] == [0, 1, 2] and results["seeds_requested"] == [0]
-    assert results["seeds_done"] == [] and not results["complete"], "five variants of seed 0 are still missing"
-    assert results["variants_requested"] == ["baseline"] and len(results["variants"]) == 6
     (run,) = results["runs"]
-    assert run["settings"]["use_graph"] is False and run["settings"]["use_edge"] is False
-    assert 0.0 <= run["metrics"]["test"]["mean_f1"] <= 1.0
+    assert run["stopped_by"] == "time_cap" and 1 <= run["steps"] < run["steps_planned"] == 5000
+    assert results["time_cap_minutes"] == 0.01 and run["settings"]["time_cap_s"] == pytest.approx(0.6)
+    assert "--time-cap-minutes 0.01" in results["command"]
+
+
+@pytest.mark.slow
+def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ablation.json"
+    argv = ["experiment", "fasseg-ablation", "--set", "steps=2", *TINY, "--set", "num_val_images=1"]
+    argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(out)]
+    chosen = ["--seeds", "0", "1", "--variants", "baseline", "full"]
+    assert cli_main([*argv, *chosen, "--runs-dir", str(tmp_path / "runs")]) == 0
+    results = json.loads(out.read_text())
+    assert results["seeds_planned"] == [0, 1, 2, 3, 4] and results["seeds_requested"] == [0, 1]
+    assert results["seeds_done"] == [] and not results["complete"], "four variants of each seed are still missing"
+    assert results["variants_requested"] == ["baseline", "full"] and len(results["variants"]) == 6
+    baseline = [run for run in results["runs"] if run["variant"] == "baseline"]
+    assert [run["seed"] for run in baseline] == [0, 1]
+    assert all(run["settings"]["use_graph"] is False and run["settings"]["use_edge"] is False for run in baseline)
+    # The paired difference of full to the baseline over the two seeds, with its interval.
+    difference = results["paired"]["full"]["test"]
+    full = {run["seed"]: run["metrics"]["test"]["mean_f1"] for run in results["runs"] if run["variant"] == "full"}
+    base = {run["seed"]: run["metrics"]["test"]["mean_f1"] for run in baseline}
+    assert difference["seeds"] == [0, 1] and difference["n"] == 2 and difference["reference"] == "baseline"
+    assert difference["mean"] == pytest.approx((full[0] - base[0] + full[1] - base[1]) / 2)
+    assert difference["low"] <= difference["mean"] <= difference["high"]
+    assert "baseline" not in results["paired"]
 
     # --fresh trains it again and replaces the file instead of adding to it.
-    assert cli_main([*argv, "--out", str(out), "--runs-dir", str(tmp_path / "again"), "--fresh"]) == 0
+    again = ["--seeds", "0", "--variants", "baseline", "--runs-dir", str(tmp_path / "again"), "--fresh"]
+    assert cli_main([*argv, *again]) == 0
     (rerun,) = json.loads(out.read_text())["runs"]
     assert rerun["run_dir"].startswith(str(tmp_path / "again")) and len(json.loads(out.read_text())["history"]) == 1
+
+
+def test_paired_differences_and_their_interval() -> None:
+    def run(variant: str, seed: int, f1: float) -> dict:
+        return {"variant": variant, "seed": seed, "metrics": {"test": {"mean_f1": f1}}}
+
+    runs = [run("baseline", s, f) for s, f in enumerate((0.80, 0.82, 0.81))]
+    runs += [run("full", s, f) for s, f in enumerate((0.83, 0.84, 0.85))] + [run("other", 0, 0.7)]
+    result = paired(runs, "baseline")
+    full = result["full"]["test"]
+    assert full["seeds"] == [0, 1, 2] and full["mean"] == pytest.approx(0.03)
+    # differences 0.03, 0.02, 0.04: sd 0.01, t(0.975, 2) = 4.303
+    assert full["half_width"] == pytest.approx(4.302653 * 0.01 / math.sqrt(3), rel=1e-5)
+    assert result["other"]["test"]["n"] == 1 and result["other"]["test"]["low"] is None
 
 
 def test_bad_arguments_are_reported(tiny_fasseg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,3 +193,22 @@ def test_bad_arguments_are_reported(tiny_fasseg: Path, tmp_path: Path, capsys: p
     assert cli_main(["experiment", "fasseg-main", "--set", "size=-1", "--data-root", str(tiny_fasseg), *out]) == 1
     assert "size" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_variants_of_a_seed_start_from_the_same_weights_and_see_the_same_batches(tiny_fasseg: Path) -> None:
+    def start(seed: int, **variant: Any) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+        """A trainer's initial weights and first three batches, drawn as its run would draw them."""
+        settings = run_settings(EXPERIMENTS["fasseg-ablation"], Variant(variant), TINY_SETTINGS, seed)
+        trainer = Trainer(preset_config("fasseg", **settings, data_root=str(tiny_fasseg), out=None))
+        batches = [batch for _, batch in zip(range(3), trainer.train_loader, strict=False)]
+        return trainer.model.state_dict(), batches
+
+    baseline, baseline_batches = start(0, use_graph=False, use_edge=False)
+    full, full_batches = start(0)
+    other, other_batches = start(1)
+    assert set(baseline) < set(full)
+    assert all(torch.equal(value, full[key]) for key, value in baseline.items())
+    assert not all(torch.equal(value, other[key]) for key, value in baseline.items())
+    for a, b in zip(baseline_batches, full_batches, strict=True):
+        assert a["name"] == b["name"] and torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+    assert not torch.equal(baseline_batches[0]["image"], other_batches[0]["image"]), "another seed, other batches"
