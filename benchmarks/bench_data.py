@@ -1,9 +1,15 @@
-"""Throughput of the default data pipeline: synthetic faces, with and without training augmentation.
+"""Throughput of the data pipelines: synthetic faces, and the share of data loading in a FASSEG training step.
 
 Prints images per second through a ``DataLoader`` with 0, 1 and 2 worker processes, for raw ``SyntheticFaces``
 and for ``SyntheticFaces`` + ``TrainTransform`` (rotation, scale, flip with left/right swap, edges). The issue's
 target is at least 100 images/s at 128 x 128. Usage:
 ``python benchmarks/bench_data.py [--size 128] [--images 300] [--workers 0 1 2] [--threads N]``.
+
+``--fasseg ROOT`` instead measures what the experiments' training loop does (``agrnet.experiments.PROTOCOL``: the
+``train+multipose-train`` split with its augmentation at the protocol's size, batch 8, no workers): seconds per
+batch of loading on the first pass (every file decoded) and on later passes (decoded files from the process's
+cache, ``agrnet.data.base.DECODED``), seconds per training step of the protocol's model on such batches, and the
+share of loading in a step; the target is at most 10 %.
 
 Workers run torch with one thread each (DataLoader's default); ``--threads`` sets the main process's torch threads
 for the 0-worker case (default: torch's own choice), which matters on a busy machine. Wall-clock rates depend
@@ -39,6 +45,44 @@ def images_per_cpu_second(dataset: SyntheticFaces) -> float:
     return len(dataset) / (time.process_time() - start)
 
 
+def fasseg_step_share(root: str, batches: int, steps: int) -> dict[str, float]:
+    """Seconds per batch of FASSEG loading (cold, then from the decode cache) and per protocol training step."""
+    from agrnet.bench import model_steps
+    from agrnet.data.base import DECODED
+    from agrnet.data.datasets import build_dataset
+    from agrnet.data.labels import FASSEG
+    from agrnet.experiments import PROTOCOL
+    from agrnet.model import AGRNet
+    from agrnet.runtime import FP32
+
+    size, batch_size = PROTOCOL["size"], PROTOCOL["batch_size"]
+    augment = TrainTransform(size, FASSEG, rotation=PROTOCOL["rotation"], scale=PROTOCOL["scale"])
+    dataset = build_dataset("fasseg", root, PROTOCOL["train_split"], transform=augment)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+    DECODED.clear()
+
+    def load_pass(limit: int) -> tuple[float, list]:
+        kept, start = [], time.perf_counter()
+        for index, batch in enumerate(loader):
+            kept.append(batch)
+            if index + 1 == limit:
+                break
+        return (time.perf_counter() - start) / len(kept), kept
+
+    cold, _ = load_pass(len(loader))  # one epoch: every file decoded once
+    warm, kept = load_pass(batches)
+    keys = ("backbone", "channels", "output_stride", "top_k")
+    model = AGRNet(dataset.schema.num_classes, **{key: PROTOCOL.get(key, 4) for key in keys})
+    step = model_steps(model, kept[0], FP32)["train"]
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    train = (time.perf_counter() - start) / steps
+    return {"load_cold_s": cold, "load_cached_s": warm, "train_step_s": train,
+            "share_cached": warm / (warm + train), "share_cold": cold / (cold + train)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
@@ -47,9 +91,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the main process")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--fasseg", metavar="ROOT", help="measure loading's share of a FASSEG training step instead")
+    parser.add_argument("--steps", type=int, default=3, help="training steps timed with --fasseg (default 3)")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.fasseg:
+        share = fasseg_step_share(args.fasseg, batches=10, steps=args.steps)
+        if args.json:
+            print(json.dumps(share))
+            return
+        print(f"FASSEG, protocol size, batch 8, torch threads {torch.get_num_threads()}: loading "
+              f"{share['load_cold_s']:.3f} s per batch on the first pass, {share['load_cached_s']:.3f} s from the "
+              f"decode cache; a training step {share['train_step_s']:.2f} s; loading's share of a step "
+              f"{100 * share['share_cached']:.1f} % (first pass {100 * share['share_cold']:.1f} %)")  # fmt: skip
+        return
     pipelines = {
         "synthetic": SyntheticFaces(args.images, args.size, seed=0),
         "synthetic+augment": SyntheticFaces(args.images, args.size, seed=0, transform=TrainTransform(args.size, LAPA)),
