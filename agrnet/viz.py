@@ -3,19 +3,27 @@ adjacency A (Fig. 7), response maps of the projection P (Fig. 11), confusion mat
 curves.
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot (nothing is shown or kept in global
-state; a notebook displays the returned figure). Class colours are the label schema's palette throughout, and the
-figures are sized for a ~700 px book column (``BOOK_WIDTH`` inches at 100 dpi).
+state; a notebook displays the returned figure). Class colours are the label schema's palette throughout.
+
+The book's figure style lives here, in one place: ``BOOK_RC`` (sizes and fonts), ``book_style()`` that makes it
+matplotlib's default (each notebook calls it once; ``matplotlib.rc_context(BOOK_RC)`` applies it to a block only),
+and ``figure_problems()`` that checks a figure against it. Figures are ``BOOK_WIDTH`` inches wide at ``BOOK_DPI``:
+672 px, no wider than the content column of the book's theme in a 1280 px window (676 px), so the page shows them
+at their own size; and at 96 dpi, the CSS pixel density, a point of matplotlib text is a point on the page, so
+every text of at least ``MIN_FONT_PT`` points reads as at least that.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+import matplotlib
 import numpy as np
 import seaborn as sns
 import torch
@@ -23,6 +31,7 @@ import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.text import Text
 
 from agrnet.data.labels import LabelSchema
 from agrnet.evaluate import table_columns
@@ -30,8 +39,79 @@ from agrnet.metrics import ConfusionMatrix
 from agrnet.model import AGRNetOutput
 from agrnet.predict import ImageLike, as_image_tensor, blend
 
+#: Width of every book figure in inches; at ``BOOK_DPI`` that is 672 px, within the 676 px content column.
 BOOK_WIDTH = 7.0
+#: Dots per inch of the book's figures: the CSS pixel density, so matplotlib's points are the page's points.
+BOOK_DPI = 96
+#: The smallest text a book figure may hold, in points at its rendered size.
+MIN_FONT_PT = 9.0
+#: The book's matplotlib style: figure size and resolution, and fonts no smaller than ``MIN_FONT_PT``.
+BOOK_RC: dict[str, Any] = {
+    "figure.figsize": (BOOK_WIDTH, 0.5 * BOOK_WIDTH),
+    "figure.dpi": BOOK_DPI,
+    "figure.constrained_layout.use": True,
+    "savefig.pad_inches": 0.02,  # notebooks save "tight" figures: a 672 px figure stays within 676 px
+    "font.size": 10.0,
+    "axes.titlesize": 10.0,
+    "axes.labelsize": 10.0,
+    "xtick.labelsize": MIN_FONT_PT,
+    "ytick.labelsize": MIN_FONT_PT,
+    "legend.fontsize": MIN_FONT_PT,
+    "legend.title_fontsize": MIN_FONT_PT,
+    "figure.titlesize": 11.0,
+    "figure.labelsize": 10.0,
+}
 LOG_META_KEYS = ("kind", "step", "epoch", "lr", "images_per_s", "time")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def book_style() -> None:
+    """Make the book's figure style (``BOOK_RC``) matplotlib's default, e.g. once at the top of a notebook, after
+    ``%matplotlib inline``: figures drawn with pyplot then have the book's width and fonts unless told otherwise.
+    For one block only, use ``with matplotlib.rc_context(BOOK_RC):``. The figures of this module always use it."""
+    matplotlib.rcParams.update(BOOK_RC)
+
+
+def _book_styled(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a figure function under ``BOOK_RC``, whatever the caller's matplotlib defaults."""
+
+    @functools.wraps(function)
+    def styled(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with matplotlib.rc_context(BOOK_RC):
+            return function(*args, **kwargs)
+
+    return styled
+
+
+def small_texts(figure: Figure, minimum: float = MIN_FONT_PT) -> list[tuple[str, float]]:
+    """The texts ``figure`` draws in less than ``minimum`` points, as (text, size): titles, labels, tick labels,
+    legends, annotations. Lays the figure out first (ticks exist only then); ignores empty and hidden texts and
+    the axis texts of axes drawn without axes (``set_axis_off``)."""
+    figure.draw_without_rendering()
+    hidden = {
+        id(text) for ax in figure.axes if not ax.axison for axis in (ax.xaxis, ax.yaxis) for text in axis.findobj(Text)
+    }
+    found = []
+    for text in figure.findobj(Text):
+        if id(text) in hidden or not text.get_visible() or not text.get_text().strip():
+            continue
+        if text.get_fontsize() < minimum - 1e-9:
+            found.append((text.get_text(), float(text.get_fontsize())))
+    return found
+
+
+def figure_problems(figure: Figure, minimum: float = MIN_FONT_PT) -> list[str]:
+    """What keeps ``figure`` from reading well in the book, one line each (none: it is fine): wider than
+    ``BOOK_WIDTH`` inches at ``BOOK_DPI`` (the page would shrink it, and its text with it), or texts smaller than
+    ``minimum`` points."""
+    problems = []
+    pixels = figure.get_size_inches()[0] * figure.dpi
+    if pixels > BOOK_WIDTH * BOOK_DPI + 0.5:
+        problems.append(f"{pixels:.0f} px wide, wider than the book's {BOOK_WIDTH * BOOK_DPI:.0f} px")
+    problems += [f"text {text!r} at {size:g} pt, below {minimum:g} pt" for text, size in small_texts(figure, minimum)]
+    return problems
 
 
 def class_colours(schema: LabelSchema) -> np.ndarray:
@@ -39,7 +119,9 @@ def class_colours(schema: LabelSchema) -> np.ndarray:
     return schema.palette.astype(np.float64) / 255
 
 
-def _legend_handles(schema: LabelSchema, ids: Iterable[int]) -> list[Patch]:
+def legend_handles(schema: LabelSchema, ids: Iterable[int]) -> list[Patch]:
+    """Legend entries, a patch in the class colour and the class name, for the class ids ``ids`` of ``schema``
+    (``figure.legend(handles=legend_handles(schema, ids))``)."""
     colours = class_colours(schema)
     return [Patch(facecolor=colours[i], edgecolor="0.3", label=schema.classes[i]) for i in ids]
 
@@ -50,7 +132,7 @@ def _image_array(image: ImageLike) -> np.ndarray:
 
 
 def _figure(width: float = BOOK_WIDTH, height: float = BOOK_WIDTH * 0.6) -> Figure:
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=BOOK_DPI, layout="constrained")
 
 
 def _one(tensor: torch.Tensor | None, index: int, what: str) -> torch.Tensor:
@@ -74,6 +156,7 @@ def feature_size(output: AGRNetOutput, image_size: tuple[int, int]) -> tuple[int
     return height, pixels // height
 
 
+@_book_styled
 def overlay_figure(
     image: ImageLike,
     label: torch.Tensor,
@@ -97,10 +180,41 @@ def overlay_figure(
     for ax in axes:
         ax.set_axis_off()
     present = range(schema.num_classes) if all_classes else sorted(set(label.unique().tolist()) - {schema.ignore_index})
-    figure.legend(handles=_legend_handles(schema, present), loc="outside right center", fontsize=8, frameon=False)
+    figure.legend(handles=legend_handles(schema, present), loc="outside right center", frameon=False)
     return figure
 
 
+@_book_styled
+def overlays_figure(
+    samples: Sequence[tuple[str, ImageLike, torch.Tensor]],
+    schema: LabelSchema,
+    alpha: float = 0.5,
+    per_row: int = 2,
+) -> Figure:
+    """Several images, each beside its label map tinted over it, ``per_row`` of them to a row: ``samples`` holds
+    (title, image, label) triples of one schema. One legend, below, names the classes present in any label."""
+    if not samples:
+        raise ValueError("samples: nothing to draw")
+    rows = math.ceil(len(samples) / per_row)
+    aspect = max(label.shape[-2] / label.shape[-1] for _, _, label in samples)
+    figure = _figure(height=rows * BOOK_WIDTH / (2 * per_row) * aspect + 0.9)
+    axes = np.atleast_2d(figure.subplots(rows, 2 * per_row)).reshape(rows, 2 * per_row)
+    present: set[int] = set()
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for index, (title, image, label) in enumerate(samples):
+        picture, label = as_image_tensor(image), label.detach().cpu().long()
+        left, right = axes[index // per_row, 2 * (index % per_row) : 2 * (index % per_row) + 2]
+        left.imshow(picture.permute(1, 2, 0).numpy())
+        left.set_title(title)
+        right.imshow(blend(picture, label, schema, alpha).permute(1, 2, 0).numpy())
+        right.set_title("label")
+        present |= set(label.unique().tolist()) - {schema.ignore_index}
+    figure.legend(handles=legend_handles(schema, sorted(present)), loc="outside lower center", ncols=6, frameon=False)
+    return figure
+
+
+@_book_styled
 def vertices_figure(
     image: ImageLike, output: AGRNetOutput, schema: LabelSchema, index: int = 0, skip_background: bool = True
 ) -> Figure:
@@ -127,10 +241,11 @@ def vertices_figure(
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
     shown = [c for c in range(schema.num_classes) if not (skip_background and c == 0)]
-    figure.legend(handles=_legend_handles(schema, shown), loc="outside right center", fontsize=8, frameon=False)
+    figure.legend(handles=legend_handles(schema, shown), loc="outside right center", frameon=False)
     return figure
 
 
+@_book_styled
 def adjacency_figure(adjacency: torch.Tensor, schema: LabelSchema, aggregate: bool = False) -> Figure:
     """Fig. 7: the learned adjacency A (V x V, vertices class-major, K per class) as a heatmap.
 
@@ -153,8 +268,8 @@ def adjacency_figure(adjacency: torch.Tensor, schema: LabelSchema, aggregate: bo
     )  # fmt: skip
     step = 1 if aggregate else top_k
     centres = np.arange(schema.num_classes) * step + step / 2
-    ax.set_xticks(centres, schema.classes, rotation=90, fontsize=8)
-    ax.set_yticks(centres, schema.classes, rotation=0, fontsize=8)
+    ax.set_xticks(centres, schema.classes, rotation=90)
+    ax.set_yticks(centres, schema.classes, rotation=0)
     if not aggregate:
         for edge in np.arange(1, schema.num_classes) * top_k:
             ax.axhline(edge, color="0.5", linewidth=0.4)
@@ -180,6 +295,7 @@ def response_maps(
     return F.interpolate(maps[None], size=image_size, mode="bilinear", align_corners=False)[0]
 
 
+@_book_styled
 def response_maps_figure(
     image: ImageLike,
     output: AGRNetOutput,
@@ -205,7 +321,7 @@ def response_maps_figure(
     for ax, class_id in zip(axes, classes, strict=False):
         ax.imshow(picture)
         last = ax.imshow(maps[class_id], cmap="magma", alpha=0.65, vmin=0, vmax=top)
-        ax.set_title(schema.classes[class_id], fontsize=9)
+        ax.set_title(schema.classes[class_id])
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():  # a frame in the class colour
@@ -224,6 +340,7 @@ def _confusion_array(matrix: ConfusionMatrix | torch.Tensor | np.ndarray | Seque
     return np.asarray(matrix, dtype=np.float64)
 
 
+@_book_styled
 def confusion_figure(
     matrix: ConfusionMatrix | torch.Tensor | np.ndarray | Sequence[Sequence[int]],
     schema: LabelSchema,
@@ -244,25 +361,21 @@ def confusion_figure(
     sns.heatmap(
         counts, ax=ax, cmap="Blues", square=True, annot=annotate, fmt=".2f" if normalize else ".0f", vmin=0,
         vmax=1 if normalize else None,
-        annot_kws={"fontsize": 6}, xticklabels=schema.classes, yticklabels=schema.classes,
+        annot_kws={"fontsize": MIN_FONT_PT}, xticklabels=schema.classes, yticklabels=schema.classes,
         cbar_kws={"label": "share of the row" if normalize else "pixels", "shrink": 0.8},
     )  # fmt: skip
-    ax.tick_params(labelsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("ground-truth class")
     ax.set_title("confusion matrix" + (" (rows normalised)" if normalize else ""))
     return figure
 
 
-def f1_figure(report: Mapping[str, Any], schema: LabelSchema, dataset: str | None = None) -> Figure:
-    """Per-class F1 (%) of a report as bars in the class colours, the mean as a line, and AGRNet's published
-    Table II numbers as black markers when the report's dataset is one of the paper's."""
+def _f1_bars(ax: Axes, report: Mapping[str, Any], schema: LabelSchema, dataset: str | None) -> None:
+    """Draw a report's per-class F1 bars, its mean and the paper's numbers (if any) into ``ax``."""
     dataset = dataset if dataset is not None else report.get("dataset")
     scores = report.get("f1", {})
     names = list(schema.classes[1:])
     values = [100 * (scores.get(name) if scores.get(name) is not None else math.nan) for name in names]
-    figure = _figure(height=BOOK_WIDTH * 0.5)
-    ax = figure.subplots()
     positions = np.arange(len(names))
     ax.bar(positions, values, color=class_colours(schema)[1:], edgecolor="0.3", linewidth=0.6, label="this run")
     paper = {key.removeprefix("f1/"): value for _, key, value in table_columns(schema, dataset)}
@@ -273,11 +386,40 @@ def f1_figure(report: Mapping[str, Any], schema: LabelSchema, dataset: str | Non
         )
     if report.get("mean_f1") is not None:
         ax.axhline(100 * report["mean_f1"], color="0.4", linestyle="--", linewidth=1, label="mean F1 (this run)")
-    ax.set_xticks(positions, names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("F1 (%)")
+    ax.set_xticks(positions, names, rotation=60, ha="right")
     ax.set_ylim(0, 100)
+
+
+@_book_styled
+def f1_figure(report: Mapping[str, Any], schema: LabelSchema, dataset: str | None = None) -> Figure:
+    """Per-class F1 (%) of a report as bars in the class colours, the mean as a line, and AGRNet's published
+    Table II numbers as black markers when the report's dataset is one of the paper's."""
+    figure = _figure(height=BOOK_WIDTH * 0.5)
+    ax = figure.subplots()
+    _f1_bars(ax, report, schema, dataset)
+    ax.set_ylabel("F1 (%)")
     ax.set_title("F1 per class")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(loc="lower right")
+    return figure
+
+
+@_book_styled
+def f1_runs_figure(reports: Mapping[str, Mapping[str, Any]], schema: LabelSchema, dataset: str | None = None) -> Figure:
+    """``f1_figure`` for several reports side by side, one panel per entry of ``reports`` (title -> report),
+    on one F1 axis, with one legend below: e.g. the seeds of one experiment."""
+    if not reports:
+        raise ValueError("reports: nothing to draw")
+    figure = _figure(height=BOOK_WIDTH * 0.5)
+    axes = np.atleast_1d(figure.subplots(1, len(reports), sharey=True))
+    for ax, (title, report) in zip(axes, reports.items(), strict=True):
+        _f1_bars(ax, report, schema, dataset)
+        ax.set_title(title)
+    axes[0].set_ylabel("F1 (%)")
+    entries: dict[str, Any] = {}  # one legend entry per label, from whichever panel has it
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=len(entries), frameon=False)
     return figure
 
 
@@ -297,6 +439,7 @@ def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
+@_book_styled
 def training_curves_figure(log: str | os.PathLike[str] | Sequence[Mapping[str, Any]]) -> Figure:
     """Training curves of a run: the loss and each term of Eq. (11), the learning rate, and validation mean F1 and
     mIoU against the step. Takes a run directory, its ``log.jsonl`` or the records themselves."""
@@ -305,7 +448,7 @@ def training_curves_figure(log: str | os.PathLike[str] | Sequence[Mapping[str, A
     val = [r for r in records if r.get("kind") == "val"]
     if not train and not val:
         raise ValueError("log: no training or validation records (kind 'train' or 'val')")
-    figure = _figure(height=BOOK_WIDTH * 0.4)
+    figure = _figure(height=BOOK_WIDTH * 0.5)
     loss_ax, lr_ax, val_ax = figure.subplots(1, 3)
     terms = [k for k in train[0] if k not in LOG_META_KEYS and isinstance(train[0][k], int | float)] if train else []
     steps = [r["step"] for r in train]
@@ -313,9 +456,9 @@ def training_curves_figure(log: str | os.PathLike[str] | Sequence[Mapping[str, A
         values = [r.get(term) if r.get(term) is not None else math.nan for r in train]
         loss_ax.plot(steps, values, label=term, linewidth=2 if term == "loss" else 1)
     _label(loss_ax, "training loss", "loss")
-    if terms:
+    if terms:  # the loss terms' legend goes below the panels, where it hides no curve
         loss_ax.set_yscale("log")
-        loss_ax.legend(fontsize=7)
+        figure.legend(*loss_ax.get_legend_handles_labels(), loc="outside lower center", ncols=6, frameon=False)
     lr_ax.plot(steps, [r.get("lr", math.nan) for r in train], color="0.3")
     _label(lr_ax, "learning rate", "lr")
     for key, name in (("mean_f1", "mean F1"), ("miou", "mIoU")):
@@ -323,12 +466,11 @@ def training_curves_figure(log: str | os.PathLike[str] | Sequence[Mapping[str, A
         val_ax.plot([r["step"] for r in val], values, marker="o", label=name)
     _label(val_ax, "validation", "%")
     if val:
-        val_ax.legend(fontsize=7)
+        val_ax.legend()
     return figure
 
 
 def _label(ax: Axes, title: str, ylabel: str) -> None:
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
-    ax.tick_params(labelsize=8)

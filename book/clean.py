@@ -4,8 +4,9 @@
     python book/clean.py --check [...]       only list the notebooks that are not clean (exit status 1 if any)
 
 Notebook metadata keeps the ``python3`` kernelspec and the language name; cell metadata keeps the ``tags``
-(papermill's ``parameters`` tag, ``hide-input`` and the like) and nothing else. ``tests/test_notebooks.py``
-requires every notebook of the book to be unchanged by ``clean_notebook``.
+(papermill's ``parameters`` tag, ``hide-input`` and the like) and ``mystnb`` (a figure's numbered caption, see
+``book/captions.py``), and nothing else. ``tests/test_notebooks.py`` requires every notebook of the book to be
+unchanged by ``clean_notebook``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import nbformat
 BOOK = Path(__file__).resolve().parent
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 NOTEBOOK_METADATA = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+#: The cell metadata that is kept: tags, and MyST-NB's options (``mystnb.figure``: caption and name).
+CELL_METADATA_KEYS = ("tags", "mystnb")
 
 
 def clean_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -27,8 +30,9 @@ def clean_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cleaned = copy.deepcopy(notebook)
     cleaned.metadata = nbformat.from_dict(copy.deepcopy(NOTEBOOK_METADATA))
     for cell in cleaned.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        cell.metadata = nbformat.from_dict({"tags": list(tags)} if tags else {})
+        metadata = cell.get("metadata", {})
+        kept = {key: copy.deepcopy(metadata[key]) for key in CELL_METADATA_KEYS if metadata.get(key)}
+        cell.metadata = nbformat.from_dict(kept)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None

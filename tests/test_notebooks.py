@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import nbformat
 import pytest
+
+from agrnet.viz import BOOK_WIDTH, MIN_FONT_PT
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -30,8 +33,13 @@ def _load(name: str) -> ModuleType:
 
 build = _load("build")
 clean = _load("clean")
+captions = _load("captions")
 NOTEBOOKS = clean.book_notebooks()
 IDS = [str(path.relative_to(ROOT)) for path in NOTEBOOKS]
+TOC_NOTEBOOKS = build.notebooks()
+TOC_IDS = [str(path.relative_to(ROOT)) for path in TOC_NOTEBOOKS]
+#: The longest code line that the book's theme shows unclipped (book/_static/agrnet.css sizes code for it).
+CODE_COLUMNS = 88
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
@@ -115,3 +123,98 @@ def test_clean_notebook_strips_outputs_counts_and_metadata() -> None:
     assert cleaned.cells[1].metadata == {"tags": ["parameters"]}
     assert cleaned.cells[1].outputs == [] and cleaned.cells[1].execution_count is None
     assert cleaned.cells[1].source == "x = 1"
+
+
+@pytest.mark.parametrize("path", TOC_NOTEBOOKS, ids=TOC_IDS)
+def test_code_lines_fit_the_book_column(path: Path) -> None:
+    long = [
+        f"cell {index} line {number}: {len(line)} characters"
+        for index, cell in enumerate(_read(path).cells)
+        if cell.cell_type == "code"
+        for number, line in enumerate(cell.source.splitlines(), start=1)
+        if len(line) > CODE_COLUMNS
+    ]
+    assert not long, f"{path.name}: code lines over {CODE_COLUMNS} columns are clipped in the book: {long}"
+
+
+def test_long_code_lines_are_found(tmp_path: Path) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1\n" + "y" * (CODE_COLUMNS + 1))]
+    nbformat.write(notebook, tmp_path / "wide.ipynb")
+    with pytest.raises(AssertionError, match="cell 0 line 2: 89 characters"):
+        test_code_lines_fit_the_book_column(tmp_path / "wide.ipynb")
+
+
+@pytest.mark.parametrize("path", TOC_NOTEBOOKS, ids=TOC_IDS)
+def test_every_figure_has_a_numbered_caption(path: Path) -> None:
+    problems = [
+        f"cell {cell.get('id')}: {problem}"
+        for cell in _read(path).cells
+        if captions.draws_figure(cell)
+        for problem in captions.caption_problems(cell)
+    ]
+    assert not problems, f"{path.name} (see book/captions.py): {problems}"
+
+
+def test_figure_names_are_unique_in_the_book() -> None:
+    names = [
+        captions.figure_options(cell).get("name")
+        for path in TOC_NOTEBOOKS
+        for cell in _read(path).cells
+        if captions.figure_options(cell)
+    ]
+    assert names, "no captioned figure in the book"
+    assert len(names) == len(set(names)), f"figure names used twice: {sorted(n for n in names if names.count(n) > 1)}"
+
+
+def test_caption_problems_are_found() -> None:
+    looped = nbformat.v4.new_code_cell("for x in range(2):\n    plt.show()")
+    assert captions.draws_figure(looped)
+    problems = captions.caption_problems(looped)
+    assert "no mystnb.figure.caption" in problems and any("inside a loop" in p for p in problems)
+    both = nbformat.v4.new_code_cell("display(Markdown('a'))\nplt.show()")
+    both.metadata = {"mystnb": {"figure": {"caption": "A figure.", "name": "fig-a"}}}
+    assert captions.caption_problems(both) == [
+        "2 display()/plt.show() calls: a captioned cell shows exactly one figure"
+    ]
+    good = nbformat.v4.new_code_cell("%matplotlib inline\ndisplay(f1_figure(report, schema))")
+    good.metadata = {"mystnb": {"figure": {"caption": "F1 per class.", "name": "fig-f1"}}}
+    assert captions.caption_problems(good) == []
+    assert clean.clean_notebook(nbformat.v4.new_notebook(cells=[good])).cells[0].metadata == good.metadata
+
+
+@pytest.mark.parametrize("path", TOC_NOTEBOOKS, ids=TOC_IDS)
+def test_plotting_cells_are_collapsed_and_library_code_is_shown(path: Path) -> None:
+    for index, cell in enumerate(_read(path).cells):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.cell_type != "code":
+            continue
+        if "plt.subplots(" in cell.source:
+            assert "hide-input" in tags, f"{path.name} cell {index} draws a figure: tag it hide-input"
+        if re.search(r"^source\(", cell.source, flags=re.MULTILINE):
+            assert "hide-input" not in tags, f"{path.name} cell {index} shows the library's code: keep it visible"
+
+
+@pytest.mark.parametrize("path", TOC_NOTEBOOKS, ids=TOC_IDS)
+def test_figures_use_the_book_style(path: Path) -> None:
+    code = "\n".join(cell.source for cell in _read(path).cells if cell.cell_type == "code")
+    if "plt." in code:
+        assert re.search(r"^book_style\(\)", code, flags=re.MULTILINE), f"{path.name}: call agrnet.viz.book_style()"
+    sizes = re.findall(r"""\b(?:fontsize|labelsize)["']?\s*[=:]\s*(\d+(?:\.\d+)?)\b""", code)
+    small = [size for size in sizes if float(size) < MIN_FONT_PT]
+    assert not small, f"{path.name}: font sizes below {MIN_FONT_PT:g} pt: {small}"
+    widths = [float(w) for w in re.findall(r"figsize=\(\s*(\d+(?:\.\d+)?)\s*[,*]", code)]
+    assert all(width <= BOOK_WIDTH for width in widths), f"{path.name}: figures wider than {BOOK_WIDTH} in: {widths}"
+
+
+def test_restricted_datasets_are_off_unless_asked_for() -> None:
+    cells = [cell for cell in _read(BOOK / "data.ipynb").cells if "parameters" in cell.metadata.get("tags", [])]
+    assignments = {
+        target.id: statement.value for statement in ast.parse(cells[0].source).body for target in statement.targets
+    }
+    assert ast.literal_eval(assignments["SHOW_RESTRICTED_DATA"]) is False
+    for workflow in sorted((ROOT / ".github" / "workflows").glob("*.y*ml")):
+        text = workflow.read_text()
+        assert "SHOW_RESTRICTED_DATA" not in text, f"{workflow.name} must not show CelebAMask-HQ or LIP samples"
+        for params in re.findall(r"--params[= ]+([^\s\"']+)", text):
+            assert "SHOW_RESTRICTED_DATA" not in (ROOT / params).read_text(), f"{workflow.name}: {params}"

@@ -28,13 +28,49 @@ def image_and_output():
 
 
 def rendered(figure: Figure) -> Figure:
-    """Draw the figure to PNG (catches errors that only show when drawing) and check the book width."""
+    """Draw the figure to PNG (catches errors that only show when drawing) and check the book's width and fonts."""
     assert isinstance(figure, Figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     assert buffer.tell() > 0
-    assert figure.get_size_inches()[0] * figure.dpi == pytest.approx(700, abs=1)
+    assert figure.get_size_inches()[0] * figure.dpi == pytest.approx(viz.BOOK_WIDTH * viz.BOOK_DPI, abs=1)
+    assert viz.figure_problems(figure) == []
     return figure
+
+
+def test_book_figures_fit_the_column_at_the_css_pixel_density():
+    assert viz.BOOK_DPI == 96  # 1 pt of matplotlib text = 1 pt on the page when shown at its own size
+    assert viz.BOOK_WIDTH * viz.BOOK_DPI <= 676  # the theme's content column at a 1280 px window
+    fonts = [value for key, value in viz.BOOK_RC.items() if key.startswith(("font.", "axes.", "xtick", "ytick"))]
+    assert fonts and min(fonts) >= viz.MIN_FONT_PT >= 9
+
+
+def test_figure_problems_names_small_text_and_a_wide_figure():
+    figure = Figure(figsize=(9, 3), dpi=viz.BOOK_DPI)
+    ax = figure.subplots()
+    ax.set_title("title", fontsize=7)
+    ax.set_xlabel("x", fontsize=12)
+    ax.tick_params(labelsize=6)
+    problems = viz.figure_problems(figure)
+    assert problems[0].startswith("864 px wide")
+    assert "text 'title' at 7 pt, below 9 pt" in problems
+    assert any(problem.startswith("text '0.0' at 6 pt") for problem in problems)  # tick labels count
+    assert not any("'x'" in problem for problem in problems)
+    hidden = Figure(figsize=(viz.BOOK_WIDTH, 2), dpi=viz.BOOK_DPI)
+    hidden_ax = hidden.subplots()
+    hidden_ax.tick_params(labelsize=6)
+    hidden_ax.set_axis_off()  # axes not drawn: their tick labels do not count
+    assert viz.figure_problems(hidden) == []
+
+
+def test_book_style_sets_matplotlib_defaults():
+    import matplotlib
+
+    with matplotlib.rc_context():
+        viz.book_style()
+        assert matplotlib.rcParams["figure.dpi"] == viz.BOOK_DPI
+        assert tuple(matplotlib.rcParams["figure.figsize"])[0] == viz.BOOK_WIDTH
+        assert matplotlib.rcParams["legend.fontsize"] == viz.MIN_FONT_PT
 
 
 def legend_texts(figure: Figure) -> list[str]:
@@ -149,3 +185,28 @@ def test_read_log_names_a_bad_line(tmp_path):
         viz.read_log(tmp_path / "log.jsonl")
     with pytest.raises(FileNotFoundError, match="log.jsonl"):
         viz.read_log(tmp_path / "elsewhere")
+
+
+def test_overlays_put_each_image_beside_its_label():
+    label = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+    label[10:20, 10:30] = 4
+    other = torch.full((HEIGHT, WIDTH), 10, dtype=torch.long)
+    samples = [("first", torch.rand(3, HEIGHT, WIDTH), label), ("second", torch.rand(3, HEIGHT, WIDTH), other)]
+    figure = rendered(viz.overlays_figure(samples, LAPA))
+    assert [ax.get_title() for ax in figure.axes] == ["first", "label", "second", "label"]
+    assert legend_texts(figure) == ["background", "left eye", "hair"]
+    three = rendered(viz.overlays_figure([*samples, samples[0]], LAPA))
+    assert len(three.axes) == 8 and not three.axes[-1].images  # two rows, the last half empty
+    with pytest.raises(ValueError, match="nothing"):
+        viz.overlays_figure([], LAPA)
+
+
+def test_f1_runs_put_each_report_in_its_own_panel():
+    first = {"f1": dict.fromkeys(LAPA.classes, 0.8), "mean_f1": 0.8}
+    second = {"f1": dict.fromkeys(LAPA.classes, 0.6), "mean_f1": 0.6, "dataset": "lapa"}
+    figure = rendered(viz.f1_runs_figure({"seed 0": first, "seed 1": second}, LAPA))
+    assert [ax.get_title() for ax in figure.axes] == ["seed 0", "seed 1"]
+    assert [round(bar.get_height(), 6) for bar in figure.axes[1].patches] == [60.0] * (LAPA.num_classes - 1)
+    assert sorted(legend_texts(figure)) == ["AGRNet (paper)", "mean F1 (this run)", "this run"]
+    with pytest.raises(ValueError, match="nothing"):
+        viz.f1_runs_figure({}, LAPA)
