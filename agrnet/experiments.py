@@ -64,13 +64,12 @@ PROTOCOL: dict[str, Any] = {
     "weight_decay": 1e-4,
     "rotation": 15.0,
     "scale": (0.8, 1.2),
-    "steps": 600,
+    "steps": 800,
     "val_every": 0,
     "num_val_images": 4,
     "checkpoint_every": 100,
     "log_every": 10,
     "workers": 0,
-    "threads": 2,
     "device": "cpu",
     "amp": "auto",
     "channels_last": "auto",
@@ -81,7 +80,8 @@ training is defined by its steps, so its result does not depend on the machine's
 only bounds the cost (a run that hits the cap is recorded as such). Precision is "auto": fp32 unless a short
 probe on this machine shows bf16 (native bf16 CPUs and GPUs only) or channels_last faster, recorded per run.
 The training's own end-of-run validation is a smoke check on 4 test images; the scores come from ``evaluate``
-on whole splits."""
+on whole splits. CPU threads are torch's default (``OMP_NUM_THREADS`` sets them): they change the speed, not the
+result."""
 
 
 @dataclass(frozen=True)
