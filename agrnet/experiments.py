@@ -19,11 +19,13 @@ effect of the parts that differ, not of the draw.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import multiprocessing
 import os
 import re
 import shlex
+import signal
 import statistics
 import sys
 import time
@@ -259,11 +261,21 @@ def train_and_score(
     }  # fmt: skip
 
 
+def _end_with_parent(parent: int) -> None:
+    """Initializer of a run's process: on Linux, the kernel ends it (SIGTERM) when the experiment's process
+    ``parent`` dies, so that killing an experiment never leaves its training running on its own."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+
 def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)`` in a new (spawned) Python process: each training of an experiment starts from a clean
     heap and gives all its memory back when it ends, however many trainings run one after another. Errors are
-    raised here as they were there."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    raised here as they were there; the process ends with this one."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, context, _end_with_parent, (os.getpid(),)) as pool:
         return pool.submit(function, *args).result()
 
 
