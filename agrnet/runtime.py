@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import platform
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,7 @@ from agrnet.files import default_cache_dir, write_json
 AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 AMP_CHOICES: tuple[str, ...] = (*AMP_DTYPES, "auto")
 MARGIN = 0.10
-"""A candidate other than fp32 (contiguous) is chosen only when its median step is this fraction faster."""
+"""A candidate other than fp32 (contiguous) is chosen only when its fastest step is this fraction faster."""
 
 
 def parse_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
@@ -118,7 +117,7 @@ FP32 = Precision("none", False)
 
 @dataclass
 class PrecisionChoice:
-    """What ``choose_precision`` decided and why: the precision, the reason, the median seconds per step of each
+    """What ``choose_precision`` decided and why: the precision, the reason, the fastest seconds per step of each
     probed candidate (by name; empty when nothing was probed), whether the device has native bf16, and the probe's
     settings."""
 
@@ -152,7 +151,7 @@ def candidates(device: torch.device, amp: str, channels_last: bool | str, bf16_n
 
 
 def decide(timings: Mapping[Precision, float], margin: float = MARGIN) -> tuple[Precision, str]:
-    """The precision to use given median seconds per step of each candidate, and a sentence saying why.
+    """The precision to use given seconds per step of each candidate, and a sentence saying why.
 
     The reference is fp32 in the contiguous layout (or the first candidate, when fp32 is not among them); the
     fastest candidate replaces it only when faster by ``margin``, so noise never picks a precision slower than
@@ -174,29 +173,29 @@ def probe(
     options: Sequence[Precision],
     device: torch.device,
     warmup: int = 1,
-    repeats: int = 2,
+    repeats: int = 3,
 ) -> dict[Precision, float]:
-    """Median seconds of ``repeats`` calls of ``make_step(option)()`` after ``warmup`` untimed ones, per option.
+    """The fastest of ``repeats`` timed calls of ``make_step(option)()`` per option, after ``warmup`` untimed ones.
 
-    The random streams (torch's CPU and CUDA generators) are left as they were, so probing changes nothing in the
-    run that follows.
+    The options' timed calls alternate (A B A B ...) and the minimum is kept, so a burst of other load on a
+    shared machine slows one call of each rather than all the calls of one option. The random streams (torch's
+    CPU and CUDA generators) are left as they were, so probing changes nothing in the run that follows.
     """
-    timings = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for option in options:
-            step = make_step(option)
+        steps = {option: make_step(option) for option in options}
+        for step in steps.values():
             for _ in range(warmup):
                 step()
-            times = []
-            for _ in range(repeats):
+        times: dict[Precision, list[float]] = {option: [] for option in options}
+        for _ in range(repeats):
+            for option, step in steps.items():
                 synchronize(device)
                 start = time.perf_counter()
                 step()
                 synchronize(device)
-                times.append(time.perf_counter() - start)
-            timings[option] = statistics.median(times)
-            del step
-    return timings
+                times[option].append(time.perf_counter() - start)
+        del steps
+    return {option: min(values) for option, values in times.items()}
 
 
 def device_description(device: torch.device) -> str:
@@ -241,7 +240,7 @@ def choose_precision(
         "bf16 not probed: this device has no native bf16 (no AVX512-BF16 or AMX on this CPU), so it would be "
         "emulated and slower; "
     )  # fmt: skip
-    settings = {"warmup": 1, "repeats": 2, **key}
+    settings = {"warmup": 1, "repeats": 3, "statistic": "min", **key}
     common = {"native_bf16": bf16, "device": device_description(device), "probe": settings}
     if len(options) == 1:
         only = options[0]
