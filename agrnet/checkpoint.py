@@ -20,7 +20,7 @@ from torch import nn
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
-from agrnet.files import atomic_write
+from agrnet.files import BadFileError, atomic_write
 
 REQUIRED_KEYS = ("model", "model_config", "schema")
 
@@ -55,17 +55,19 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with the safe loader (``weights_only=True``); clear errors for missing, unreadable or
-    foreign files, each naming the path."""
+    """Read a checkpoint with the safe loader (``weights_only=True``); clear one-line errors for missing
+    (FileNotFoundError), unreadable (``agrnet.files.BadFileError``) or foreign (ValueError) files, each naming the
+    path."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path}: no such file")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        raise RuntimeError(
+        reason = str(error).strip().split("\n")[0].split(". ")[0]  # torch's first sentence; the rest is advice
+        raise BadFileError(
             f"checkpoint {path}: cannot be read as a torch checkpoint (truncated, corrupt, or holding objects "
-            f"the safe loader refuses): {error}"
+            f"the safe loader refuses): {reason}"
         ) from error
     if not isinstance(payload, dict):
         raise ValueError(f"checkpoint {path}: not an agrnet checkpoint (holds a {type(payload).__name__})")

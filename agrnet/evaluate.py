@@ -21,12 +21,14 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
-from agrnet.files import write_json
+from agrnet.data.loading import BAD_DATA, CheckedLoader
+from agrnet.distributed import all_gather_objects
+from agrnet.files import check_writable, write_json
 from agrnet.metrics import ConfusionMatrix
 from agrnet.runtime import AMP_DTYPES, parse_device
 
@@ -176,9 +178,15 @@ def evaluate(
     num_workers: int = 0,
     amp: torch.dtype | None = None,
     progress: bool = False,
+    skip_bad: bool = False,
 ) -> dict[str, Any]:
     """Score ``model`` on ``dataset`` at each image's original size; returns the report (``ConfusionMatrix.to_dict``
-    plus ``schema``, ``num_images``, ``flip`` and ``confusion_matrix``).
+    plus ``schema``, ``num_images`` (the images scored), ``flip``, ``confusion_matrix`` and ``skipped``).
+
+    A sample that fails to load raises its error (naming the file), from worker processes too. With ``skip_bad``
+    the samples whose files are bad (``agrnet.data.loading.BAD_DATA``: missing, undecodable, image and label of
+    different sizes, ids outside the schema) are left out instead, and ``skipped`` lists each one's message; it is
+    a ValueError when no image is left.
 
     Samples are dicts with ``image`` (3 x h x w in [0, 1], the model's input, e.g. from ``EvalTransform``) and
     ``label`` (H x W ids at the original size). Logits are resized back to the label's size before the argmax, and
@@ -193,15 +201,15 @@ def evaluate(
     device = parse_device(device)
     model = model.eval().to(device)
     shard = _shard(dataset)
-    loader = DataLoader(
+    loader = CheckedLoader(
         shard,
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=collate_eval,
         pin_memory=device.type == "cuda",
+        skip_bad=skip_bad,
     )
     confusion = ConfusionMatrix(schema.num_classes, schema.ignore_index)
-    num_images = torch.tensor(len(shard), device=device)  # type: ignore[arg-type]
     for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
         images = batch["image"].to(device, non_blocking=True)
         targets = [label.to(device, non_blocking=True) for label in batch["label"]]
@@ -209,14 +217,19 @@ def evaluate(
         predictions = labels_at_sizes(logits, [tuple(target.shape[-2:]) for target in targets])
         confusion.update(torch.cat([p.flatten() for p in predictions]), torch.cat([t.flatten() for t in targets]))
     confusion.all_reduce()
+    skipped = [message for messages in all_gather_objects(loader.skipped) for message in messages]
+    num_images = torch.tensor(len(shard) - len(loader.skipped), device=device)  # type: ignore[arg-type]
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(num_images)
+    if skipped and int(num_images) == 0:
+        raise ValueError(f"no image could be scored: all {len(skipped)} were skipped (the first: {skipped[0]})")
     report = confusion.to_dict(schema.classes, schema.groups)
     report.update(
         schema=schema.name,
         num_images=int(num_images),
         flip=flip,
         confusion_matrix=confusion.matrix.cpu().tolist(),
+        skipped=skipped,
     )
     return report
 
@@ -305,7 +318,7 @@ def warn_on_version(payload: Mapping[str, Any], path: str | os.PathLike[str]) ->
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``agrnet evaluate``."""
     parser.add_argument("checkpoint", nargs="?", type=Path, help="checkpoint written by `agrnet train`")
-    parser.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    parser.add_argument("--dataset", default=None, help="dataset name (default: synthetic faces)")
     parser.add_argument("--data-root", type=Path, default=None, help="root folder of a downloaded dataset")
     parser.add_argument("--split", default="val", help="split to score (default: val)")
     parser.add_argument(
@@ -321,6 +334,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    parser.add_argument(
+        "--skip-bad", action="store_true",
+        help="leave out the images whose files are bad (missing, undecodable, image and label of different sizes), "
+        "score the rest, and list each skipped one with its reason on stderr and in the report",
+    )  # fmt: skip
 
 
 def build_eval_dataset(args: argparse.Namespace, payload: Mapping[str, Any], size: int) -> tuple[Dataset, LabelSchema]:
@@ -342,12 +360,39 @@ def build_eval_dataset(args: argparse.Namespace, payload: Mapping[str, Any], siz
     return dataset, dataset.schema
 
 
+def check_positive(option: str, value: int | None) -> None:
+    """Raise ValueError naming ``option`` when ``value`` is given (not None) and below 1."""
+    if value is not None and value < 1:
+        raise ValueError(f"{option}: expected a positive integer, got {value}")
+
+
+def check_checkpoint_dataset(
+    path: Path, model_schema: LabelSchema, data_schema: LabelSchema, payload: Mapping[str, Any], chosen: bool
+) -> None:
+    """``check_schemas`` for ``agrnet evaluate``; when no ``--dataset`` was ``chosen`` (synthetic faces by default)
+    and the checkpoint predicts another schema, say so and name the dataset it was trained on."""
+    if chosen or model_schema.classes == data_schema.classes:
+        check_schemas(model_schema, data_schema, f"checkpoint {path}")
+        return
+    config = training_config(payload)
+    trained = " ".join(
+        f"--{name.replace('_', '-')} {config[name]}" for name in ("dataset", "data_root") if config.get(name)
+    )
+    hint = f"pass {trained}" if trained else f"pass --dataset and --data-root of a {model_schema.name!r} dataset"
+    raise ValueError(
+        f"checkpoint {path} predicts the {model_schema.name!r} schema ({model_schema.num_classes} classes) but no "
+        f"--dataset was given, and the default synthetic faces use {data_schema.name!r} "
+        f"({data_schema.num_classes} classes): {hint}"
+    )
+
+
 def _command(args: argparse.Namespace, size: int) -> str:
     words = ["agrnet", "evaluate", str(args.checkpoint), "--dataset", args.dataset, "--split", args.split]
     words += ["--data-root", str(args.data_root)] if args.data_root is not None else []
     words += ["--num-images", str(args.num_images)] if args.num_images is not None else []
     words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
     words += ["--flip"] if args.flip else []
+    words += ["--skip-bad"] if args.skip_bad else []
     return shlex.join(words)
 
 
@@ -361,20 +406,38 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    chosen = args.dataset is not None
+    args.dataset = args.dataset or "synthetic"
     try:
+        check_positive("--num-images", args.num_images)
+        check_positive("--size", args.size)
+        check_positive("--batch-size", args.batch_size)
+        if args.workers < 0:
+            raise ValueError(f"--workers: expected an integer >= 0, got {args.workers}")
+        if args.out is not None:
+            check_writable(args.out, "--out")
         device = parse_device(args.device)
         model, schema, payload = load_model(args.checkpoint, map_location=device)
         size = args.size or checkpoint_size(payload)
         warn_on_version(payload, args.checkpoint)
         dataset, data_schema = build_eval_dataset(args, payload, size)
-        check_schemas(schema, data_schema, f"checkpoint {args.checkpoint}")
-        report = evaluate(
-            model, dataset, schema, device, flip=args.flip, batch_size=args.batch_size, num_workers=args.workers,
-            amp=AMP_DTYPES[args.amp], progress=True,
-        )  # fmt: skip
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        check_checkpoint_dataset(args.checkpoint, schema, data_schema, payload, chosen)
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"agrnet evaluate: error: {error}", file=sys.stderr)
         return 2
+    try:
+        report = evaluate(
+            model, dataset, schema, device, flip=args.flip, batch_size=args.batch_size, num_workers=args.workers,
+            amp=AMP_DTYPES[args.amp], progress=True, skip_bad=args.skip_bad,
+        )  # fmt: skip
+    except BAD_DATA as error:
+        hint = "" if args.skip_bad else "; pass --skip-bad to score the other images and list the bad ones"
+        print(f"agrnet evaluate: error: {error}{hint}", file=sys.stderr)
+        return 2
+    if report["skipped"]:
+        print(f"skipped {len(report['skipped'])} image(s) whose files are bad:", file=sys.stderr)
+        for message in report["skipped"]:
+            print(f"  {message}", file=sys.stderr)
     report = {
         "command": _command(args, size),
         "agrnet_version": __version__,
@@ -388,6 +451,10 @@ def run(args: argparse.Namespace) -> int:
     }
     print(format_table(report, schema))
     if args.out is not None:
-        write_json(args.out, report)
+        try:
+            write_json(args.out, report)
+        except OSError as error:  # the folder changed since the check
+            print(f"agrnet evaluate: error: --out {args.out}: {error.strerror}", file=sys.stderr)
+            return 2
         print(f"report written to {args.out}")
     return 0

@@ -7,11 +7,13 @@ The label schema, the agrnet version and the model configuration travel in the f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from torch import nn
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
 from agrnet.evaluate import checkpoint_size, warn_on_version
+from agrnet.files import check_writable
 from agrnet.runtime import parse_device
 
 OPSET = 17
@@ -48,6 +51,25 @@ def _export_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+@contextlib.contextmanager
+def _discard_stdout() -> Iterator[None]:
+    """Send this process's standard output (file descriptor 1, C++ included) to the null device meanwhile."""
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+def _first_sentence(error: BaseException) -> str:
+    """The first sentence of an error's message (torch's exporter errors go on with advice and graph dumps)."""
+    return str(error).strip().split("\n")[0].split(". ")[0].rstrip(".")
+
+
 def _torch_export(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int, dynamo: bool) -> None:
     batch = {0: "batch"}
     options: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
@@ -56,7 +78,9 @@ def _torch_export(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: 
         options |= {"dynamo": True, "dynamic_shapes": dynamic, "external_data": False}
     else:
         options |= {"dynamo": False, "dynamic_axes": {INPUT_NAME: batch, OUTPUT_NAME: batch}}
-    with warnings.catch_warnings():
+    # When it fails, the TorchScript exporter prints its whole graph (tens of kilobytes) from C++ to stdout.
+    quiet = contextlib.nullcontext() if dynamo else _discard_stdout()
+    with warnings.catch_warnings(), quiet:
         warnings.simplefilter("ignore")  # the tracer's and the legacy exporter's deprecation notices
         torch.onnx.export(wrapper, (example,), str(path), **options)
 
@@ -87,15 +111,16 @@ def export_onnx(
     except Exception as legacy_error:
         if importlib.util.find_spec("onnxscript") is None:
             raise RuntimeError(
-                f"ONNX export at {height} x {width} failed: {legacy_error}. Choose a size whose 1/8 feature map is "
-                f"divisible by 6 (e.g. --size 473 473, or a multiple of 48), or install onnxscript for torch's dynamo "
-                f"exporter"
+                f"ONNX export at {height} x {width} failed ({_first_sentence(legacy_error)}). Choose a size whose "
+                f"1/8 feature map is divisible by 6 (e.g. --size 473 473, or a multiple of 48), or install onnxscript "
+                f"for torch's dynamo exporter"
             ) from legacy_error
         try:
             _torch_export(wrapper, example, path, opset, dynamo=True)
         except Exception as dynamo_error:
             raise RuntimeError(
-                f"ONNX export at {height} x {width} failed with both exporters: {legacy_error}; {dynamo_error}"
+                f"ONNX export at {height} x {width} failed with both exporters: {_first_sentence(legacy_error)}; "
+                f"{_first_sentence(dynamo_error)}"
             ) from dynamo_error
     _write_metadata(path, model, schema, (height, width))
     return path
@@ -175,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
     from agrnet.checkpoint import load_model
 
     try:
+        if args.size is not None:
+            _export_size(tuple(args.size))
+        check_writable(args.out, "--out")
         device = parse_device(args.device)
         model, schema, payload = load_model(args.checkpoint, map_location=device)
         warn_on_version(payload, args.checkpoint)
@@ -183,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path} (input {INPUT_NAME}: N x 3 x {size[0]} x {size[1]} in [0, 1], output {OUTPUT_NAME})")
         if args.check:
             print(f"onnxruntime matches PyTorch: max |difference| {check_onnx(model, path):.2e}")
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"agrnet export: error: {error}", file=sys.stderr)
         return 2
     return 0

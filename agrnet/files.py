@@ -1,13 +1,18 @@
 """Atomic file writes: a reader never sees half a file, and a crash mid-write keeps the previous one.
 
 Every file agrnet writes for later (checkpoints, results and reports as JSON, cached label maps) goes through
-``atomic_write``.
+``atomic_write``. Its temporary file is named after the target, this host and this process
+(``.<name>.<pid>@<host>.<random>.tmp``), so that a writer killed mid-write (SIGKILL, power loss) leaves a file the
+next write of the same target recognises as stale and removes (``remove_stale_temporaries``). Written files get
+the permissions the user's umask gives (0644 for the usual 022), not the 0600 of a temporary file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,17 +24,75 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("AGRNET_CACHE") or Path.home() / ".cache" / "agrnet").expanduser()
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``write`` on a temporary file in the folder of ``path`` (created if missing), fsync it, then
-    ``os.replace`` it onto ``path`` and fsync the folder. Returns ``path`` as a ``Path``."""
+class BadFileError(RuntimeError):
+    """A file that exists but cannot be read as what it should be (truncated, corrupt, of a foreign kind); the
+    message names the file."""
+
+
+_TEMPORARY = re.compile(r"\.(?:(?P<pid>\d+)@(?P<host>[^/]+)\.)?[a-z0-9_]{8}\.tmp")
+"""The part of a temporary file's name after ``.<target name>``: mkstemp's 8 random characters, preceded by
+``<pid>@<host>.`` (absent in the names earlier versions of agrnet wrote)."""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        pass
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writers of ``path`` killed mid-write left beside it; returns them.
+
+    A temporary file is stale when its writer was a process of this host that no longer runs, or when its name
+    predates the ``<pid>@<host>`` part. Live writers' files, and other hosts' (on a shared folder), are kept. A
+    no-op outside POSIX, where a process cannot be probed without side effects.
+    """
+    path = Path(path)
+    if os.name != "posix" or not path.parent.is_dir():
+        return []
+    prefix, host, removed = f".{path.name}", socket.gethostname(), []
+    with os.scandir(path.parent) as entries:
+        names = [entry.name for entry in entries if entry.name.startswith(prefix) and entry.name.endswith(".tmp")]
+    for name in names:
+        match = _TEMPORARY.fullmatch(name, len(prefix))
+        if match is None or (match["pid"] is not None and (match["host"] != host or _alive(int(match["pid"])))):
+            continue
+        stale = path.parent / name
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], clean: bool = True) -> Path:
+    """Call ``write`` on a temporary file in the folder of ``path`` (created if missing), fsync it, give it the
+    umask's permissions, then ``os.replace`` it onto ``path`` and fsync the folder. Returns ``path`` as a ``Path``.
+
+    With ``clean`` (the default) the stale temporary files of ``path`` go first (``remove_stale_temporaries``;
+    it lists the folder, so writers of many files into one folder, such as caches, pass False).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if clean:
+        remove_stale_temporaries(path)
+    prefix = f".{path.name}.{os.getpid()}@{socket.gethostname()}."
+    handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -40,6 +103,30 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             os.fsync(directory)
         finally:
             os.close(directory)
+    return path
+
+
+def check_writable(path: str | os.PathLike[str], what: str, folder: bool = False) -> Path:
+    """``path`` as a ``Path`` when a file (or, with ``folder``, a folder) can be written there, else ValueError
+    naming ``what`` (the option, e.g. "--out") and the problem. Call it before the work whose result goes there.
+
+    The nearest existing folder on the way must accept a new file: a temporary file is created in it and removed,
+    which answers for permissions, ACLs and read-only mounts alike (and for root, who may write anywhere).
+    """
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise ValueError(f"{what} {path}: is a folder; expected a file name")
+    if path.exists() and not path.is_dir() and folder:
+        raise ValueError(f"{what} {path}: is a file; expected a folder")
+    existing = next(p for p in ((path,) if folder else ()) + tuple(path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{what} {path}: {existing} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".agrnet-write-check.", dir=existing)
+    except OSError as error:
+        raise ValueError(f"{what} {path}: cannot write into {existing} ({error.strerror})") from error
+    os.close(handle)
+    os.unlink(probe)
     return path
 
 

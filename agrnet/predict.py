@@ -9,6 +9,7 @@ label maps always have the original size and aspect.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,21 +29,29 @@ from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import (
     DEFAULT_SIZE,
     check_model_schema,
+    check_positive,
     checkpoint_size,
     labels_at_sizes,
     predict_logits,
     warn_on_version,
 )
+from agrnet.files import check_writable
 from agrnet.model import AGRNetOutput
+from agrnet.model.agrnet import image_range
 from agrnet.runtime import AMP_DTYPES, parse_device
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-ImageLike = Image.Image | np.ndarray | torch.Tensor
+ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
+SINGLE_IMAGE = (Image.Image, np.ndarray, torch.Tensor, str, os.PathLike)
+"""The types ``Predictor.parse`` takes as one image (anything else is a sequence of images)."""
 
 
 def as_image_tensor(image: ImageLike) -> torch.Tensor:
-    """A PIL image, a numpy array (H x W or H x W x 3/4, uint8 or float in [0, 1]) or a tensor (3 x H x W or
-    H x W, uint8 or float in [0, 1]) as float32 3 x H x W in [0, 1] on the CPU."""
+    """A PIL image, an image file's path (``str`` or ``os.PathLike``; 16-bit files scaled to [0, 1]), a numpy array
+    (H x W or H x W x 3/4, uint8 or float in [0, 1]) or a tensor (3 x H x W or H x W, uint8 or float in [0, 1]) as
+    float32 3 x H x W in [0, 1] on the CPU. Other dtypes, floats outside [0, 1], NaN and inf are ValueErrors."""
+    if isinstance(image, str | os.PathLike):
+        image = open_image(Path(image), "RGB")
     if isinstance(image, Image.Image):
         return image_to_tensor(image.convert("RGB"))
     if isinstance(image, np.ndarray):
@@ -56,13 +65,21 @@ def as_image_tensor(image: ImageLike) -> torch.Tensor:
         if not (tensor.ndim == 2 or (tensor.ndim == 3 and tensor.shape[0] in (1, 3))):
             raise ValueError(f"image: expected a tensor 3 x H x W or H x W, got shape {tuple(tensor.shape)}")
     else:
-        raise ValueError(f"image: expected a PIL image, numpy array or tensor, got {type(image).__name__}")
+        raise ValueError(
+            f"image: expected a PIL image, a file path, a numpy array or a tensor, got {type(image).__name__}"
+        )
     if tensor.dtype == torch.uint8:
         tensor = tensor.float() / 255
     elif tensor.is_floating_point():
         tensor = tensor.float()
-        if tensor.numel() and (tensor.min() < 0 or tensor.max() > 1):
-            raise ValueError("image: float values must lie in [0, 1] (uint8 images may use 0 ... 255)")
+        low, high = image_range(tensor) if tensor.numel() else (0.0, 0.0)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError("image: holds NaN or infinite values")
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"image: float values must lie in [0, 1], these span {low:.4g} ... {high:.4g} (uint8 images may use "
+                "0 ... 255)"
+            )
     else:
         raise ValueError(f"image: expected uint8 or float values, got {tensor.dtype}")
     if tensor.ndim == 2:
@@ -147,7 +164,7 @@ class Predictor:
 
         model, schema, payload = load_model(path, map_location="cpu")
         warn_on_version(payload, path)
-        return cls(model, schema, device=device, size=size or checkpoint_size(payload), **kwargs)
+        return cls(model, schema, device=device, size=checkpoint_size(payload) if size is None else size, **kwargs)
 
     @classmethod
     def from_weights(
@@ -163,7 +180,7 @@ class Predictor:
 
         entry = weights.get(name)
         model, schema = entry.load()
-        return cls(model, schema, device=device, size=size or entry.input_size, **kwargs)
+        return cls(model, schema, device=device, size=entry.input_size if size is None else size, **kwargs)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -181,7 +198,7 @@ class Predictor:
 
     def parse(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor | list[torch.Tensor]:
         """Label maps (int64 H x W on the CPU, at each image's original size): one for one image, a list for a list."""
-        single = isinstance(images, Image.Image | np.ndarray | torch.Tensor)
+        single = isinstance(images, SINGLE_IMAGE) or not isinstance(images, Iterable)
         batch = [images] if single else list(images)
         tensors = [as_image_tensor(image) for image in batch]
         labels: list[torch.Tensor] = []
@@ -298,6 +315,11 @@ def run(args: argparse.Namespace) -> int:
         print("agrnet predict: error: give a checkpoint or --weights NAME before the inputs", file=sys.stderr)
         return 2
     try:
+        check_positive("--size", args.size)
+        check_positive("--batch-size", args.batch_size)
+        if not 0 <= args.alpha <= 1:
+            raise ValueError(f"--alpha: expected a value in [0, 1], got {args.alpha}")
+        check_writable(args.out, "--out", folder=True)
         device = parse_device(args.device)
         options = {"device": device, "size": args.size, "flip": args.flip, "batch_size": args.batch_size}
         if args.weights is not None:
@@ -305,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             predictor = Predictor.from_checkpoint(args.checkpoint, amp=AMP_DTYPES[args.amp], **options)
         result = predict_files(predictor, inputs, args.out, alpha=args.alpha, progress=True)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"agrnet predict: error: {error}", file=sys.stderr)
         return 2
     print(f"parsed {len(result.written)} image(s) into {args.out}: labels/ (paletted ids), overlays/")

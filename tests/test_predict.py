@@ -60,7 +60,9 @@ def test_as_image_tensor_rejects_bad_arrays():
     with pytest.raises(ValueError, match="shape"):
         as_image_tensor(np.zeros((2, 4, 4, 3)))
     with pytest.raises(ValueError, match="PIL"):
-        as_image_tensor("photo.jpg")
+        as_image_tensor(42)
+    with pytest.raises(FileNotFoundError, match="photo.jpg: file is missing"):
+        as_image_tensor("photo.jpg")  # a path
 
 
 def test_blend_tints_labelled_pixels_only():

@@ -14,24 +14,44 @@ from torch.utils.data import Dataset
 
 from agrnet.data.edges import label_edges
 from agrnet.data.labels import LabelSchema
+from agrnet.files import BadFileError
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
 
 
+def _sixteen_bit_to_eight(image: Image.Image, path: Path) -> Image.Image:
+    """A 16-bit grayscale image (PIL mode I;16*, or I holding 0 ... 65535) as 8-bit L, 65535 -> 255 rounded.
+
+    PIL's own conversion clips these values to 255 instead of scaling them.
+    """
+    values = np.asarray(image)
+    if values.size and (int(values.min()) < 0 or int(values.max()) > 65535):
+        raise BadFileError(f"{path}: integer image with values outside 0 ... 65535 (mode {image.mode})")
+    return Image.fromarray(((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+
+
 def open_image(path: Path, mode: str | None = None) -> Image.Image:
-    """Fully decode the image file at ``path`` (converted to PIL ``mode`` if given), with errors naming the file."""
+    """Fully decode the image file at ``path`` (converted to PIL ``mode`` if given), with errors naming the file:
+    FileNotFoundError when it is missing, ``agrnet.files.BadFileError`` when it cannot be decoded.
+
+    16-bit grayscale files converted to another mode are scaled to 8 bits (PIL alone would clip them to 255).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file is missing")
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert(mode) if mode is not None and image.mode != mode else image.copy()
+            if mode is None or image.mode == mode:
+                return image.copy()
+            if image.mode.startswith("I;16") or image.mode == "I":
+                return _sixteen_bit_to_eight(image, path).convert(mode)
+            return image.convert(mode)
     except UnidentifiedImageError as error:
-        raise RuntimeError(f"{path}: not a readable image file") from error
+        raise BadFileError(f"{path}: not a readable image file") from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise RuntimeError(f"{path}: cannot decode image, the file is truncated or corrupt ({error})") from error
+        raise BadFileError(f"{path}: cannot decode image, the file is truncated or corrupt ({error})") from error
 
 
 class DecodeCache:

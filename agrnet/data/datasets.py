@@ -192,7 +192,8 @@ class CelebAMaskHQ(ParsingDataset):
         if cached.is_file():
             return read_id_map(cached)
         merged = self.merge_parts(index)
-        atomic_write(cached, lambda file: Image.fromarray(merged).save(file, format="PNG"))
+        # clean=False: listing a cache folder of up to 30,000 maps for each write would cost more than a stray file
+        atomic_write(cached, lambda file: Image.fromarray(merged).save(file, format="PNG"), clean=False)
         return merged
 
     def load(self, index: int) -> Sample:
