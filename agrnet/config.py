@@ -6,6 +6,7 @@ Nothing here runs anything; ``agrnet.train`` runs a ``TrainConfig`` and ``agrnet
 from __future__ import annotations
 
 import json
+import math
 import os
 import types
 import typing
@@ -31,13 +32,14 @@ class TrainConfig:
     how many to draw); ``size`` is the square input side; ``rotation`` (degrees), ``scale`` and ``flip`` are the
     training augmentation. ``batch_size`` is the global batch, split evenly over DDP processes.
 
-    Model: the ``AGRNet`` arguments (``output_stride`` 8 is the paper's, 16 ours for CPUs); ``pretrained_backbone``
+    Model: the ``AGRNet`` arguments (``output_stride`` 8 is the paper's, 16 ours for CPUs; ``edge_gate`` and
+    ``detach_edge`` are the authors' code's departures from the paper, off by default); ``pretrained_backbone``
     "imagenet" loads torchvision's weights (the paper initialises from ImageNet), None trains from scratch.
     ``freeze_bn`` keeps BatchNorm layers on their running statistics (for tiny per-device batches, or to make CPU
     DDP match a single process: SyncBatchNorm needs CUDA).
 
-    Loss: lambda1 ... lambda5 of Eq. (11) in ``loss_weights``, the margin ``delta`` of Eq. (9), and the switches
-    of Table I(b).
+    Loss: lambda1 ... lambda5 of Eq. (11) in ``loss_weights`` (the paper's by default; ``agrnet.losses.
+    AUTHORS_WEIGHTS`` are the authors' code's), the margin ``delta`` of Eq. (9), and the switches of Table I(b).
 
     Optimisation: ``optimizer`` "sgd" (momentum) or "adamw", base ``lr`` decayed by the poly schedule
     lr * (1 - step / steps) ** ``poly_power``, ``weight_decay``, optional gradient-norm clipping ``grad_clip``.
@@ -85,6 +87,8 @@ class TrainConfig:
     use_reasoning: bool = True
     channels: int = 256
     output_stride: int = 8
+    edge_gate: bool = False
+    detach_edge: bool = False
     freeze_bn: bool = False
 
     loss_weights: tuple[float, ...] = PAPER_WEIGHTS
@@ -123,8 +127,9 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads: expected a positive integer or None, got {self.threads}")
+        for name in ("threads", "num_images", "num_val_images"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer or None, got {getattr(self, name)}")
         for name in ("workers", "val_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected an integer >= 0, got {getattr(self, name)}")
@@ -140,8 +145,13 @@ class TrainConfig:
             raise ValueError(f"loss_weights: expected {len(TERMS)} values for {TERMS}, got {self.loss_weights}")
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"scale: expected (low, high) with 0 < low <= high, got {self.scale}")
-        if self.lr <= 0:
+        if not self.lr > 0:  # NaN too
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
+        for item in fields(self):
+            value = getattr(self, item.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise ValueError(f"{item.name}: expected finite numbers, got {value}")
         if self.time_cap_s is not None and not self.time_cap_s > 0:
             raise ValueError(f"time_cap_s: expected a positive number of seconds or None, got {self.time_cap_s}")
         if self.stop_after is not None and not 1 <= self.stop_after <= self.steps:

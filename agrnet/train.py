@@ -16,10 +16,12 @@ every pending step finite, so ``last.pt`` is always the last good state.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
 import random
+import shlex
 import sys
 import time
 import warnings
@@ -42,7 +44,10 @@ from agrnet.checkpoint import load_checkpoint, model_state, rng_state, save_chec
 from agrnet.config import PRESETS, TrainConfig, parse_overrides, preset_config
 from agrnet.data.datasets import build_dataset
 from agrnet.data.labels import LabelSchema, get_schema
+from agrnet.data.loading import CheckedLoader
 from agrnet.data.transforms import EvalTransform, TrainTransform
+from agrnet.diagnostics import NAMES as GRAPH_DIAGNOSTICS
+from agrnet.diagnostics import graph_diagnostics
 from agrnet.distributed import (
     DistributedContext,
     ResumableSampler,
@@ -53,14 +58,26 @@ from agrnet.distributed import (
     setup_distributed,
 )
 from agrnet.evaluate import evaluate
-from agrnet.files import write_json
+from agrnet.files import BadFileError, check_writable, remove_stale_temporaries, write_json
 from agrnet.losses import AGRNetLoss
 from agrnet.model import AGRNet
 from agrnet.runtime import AMP_CHOICES, PrecisionChoice, choose_precision
 
+DIAGNOSTICS = (*GRAPH_DIAGNOSTICS, "grad_norm")
+"""The per-step values logged under ``"diagnostics"`` (``agrnet.diagnostics``; the gradient norm before clipping)."""
+
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the terms."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped the training loop; the message names the step, the last checkpoint and the command
+    that resumes the run."""
+
+
+TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng", "step")
+"""What a checkpoint needs beyond the model to be resumed (``agrnet.checkpoint.load_checkpoint`` checks the rest)."""
 
 
 def _set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
@@ -112,7 +129,9 @@ class Trainer:
             )
         self.per_rank_batch = config.batch_size // self.context.world_size
         self.run_dir = Path(broadcast_object(self._resolve_run_dir() if self.context.is_main else None))
+        check_writable(self.run_dir, "--out" if config.out is not None else "run directory", folder=True)
         checkpoint = self._resume_checkpoint()
+        self.saved_step: int | None = None if checkpoint is None else int(checkpoint["step"])
 
         _seed_everything(config.seed)
         self.train_set, self.val_set, self.schema = self._datasets()
@@ -181,7 +200,36 @@ class Trainer:
         path = last if resume == "auto" else Path(resume)
         if resume == "auto" and not path.exists():
             return None
-        return load_checkpoint(path, map_location=self.context.device)
+        checkpoint = load_checkpoint(path, map_location=self.context.device)
+        self._check_resumable(path, checkpoint)
+        return checkpoint
+
+    def _check_resumable(self, path: Path, checkpoint: Mapping[str, Any]) -> None:
+        """Refuse, naming the checkpoint and what is wrong, a checkpoint that this run cannot continue."""
+        missing = [key for key in TRAINING_STATE if key not in checkpoint]
+        if missing:
+            raise ValueError(
+                f"checkpoint {path}: holds weights but no training state (no {', '.join(missing)}), so it cannot be "
+                "resumed; start a new run instead"
+            )
+        defaults = {name: option.default for name, option in inspect.signature(AGRNet).parameters.items()}
+        recorded = {**defaults, **checkpoint["model_config"]}  # arguments added since it was written: their defaults
+        differ = [
+            f"{key}={recorded.get(key)!r} (this run: {value!r})"
+            for key, value in self._model_options().items()
+            if recorded.get(key) != value
+        ]
+        if differ:
+            raise ValueError(
+                f"checkpoint {path}: its model differs from this run's in {', '.join(differ)}; resume with the "
+                "settings it was trained with, or start a new run instead"
+            )
+        step = int(checkpoint["step"])
+        if step > self.config.steps:
+            raise ValueError(
+                f"steps: this run has {self.config.steps} but checkpoint {path} is at step {step} already; resume "
+                f"with --set steps=N for some N >= {step}"
+            )
 
     def _datasets(self) -> tuple[Dataset, Dataset, LabelSchema]:
         config = self.config
@@ -202,20 +250,26 @@ class Trainer:
             val_set = Subset(val_set, range(config.num_val_images))
         return train_set, val_set, schema
 
+    def _model_options(self) -> dict[str, Any]:
+        """The ``AGRNet`` arguments of this run as ``AGRNet.config`` records them (all but the initial weights)."""
+        config = self.config
+        return {
+            "num_classes": get_schema(config.dataset).num_classes,
+            "backbone": config.backbone,
+            "top_k": config.top_k,
+            "projection": config.projection,
+            "use_edge": config.use_edge,
+            "use_graph": config.use_graph,
+            "channels": config.channels,
+            "use_reasoning": config.use_reasoning,
+            "output_stride": config.output_stride,
+            "edge_gate": config.edge_gate,
+            "detach_edge": config.detach_edge,
+        }
+
     def _build_model(self) -> AGRNet:
         config = self.config
-        model = AGRNet(
-            num_classes=self.schema.num_classes,
-            backbone=config.backbone,
-            top_k=config.top_k,
-            projection=config.projection,
-            use_edge=config.use_edge,
-            use_graph=config.use_graph,
-            channels=config.channels,
-            pretrained_backbone=config.pretrained_backbone,
-            use_reasoning=config.use_reasoning,
-            output_stride=config.output_stride,
-        )
+        model = AGRNet(**self._model_options(), pretrained_backbone=config.pretrained_backbone)
         device = self.context.device
         if self.context.is_distributed and not config.freeze_bn:
             if device.type == "cuda":
@@ -255,7 +309,7 @@ class Trainer:
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Any, drop_last: bool) -> DataLoader:
         workers = self.config.workers
-        return DataLoader(
+        return CheckedLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -294,11 +348,13 @@ class Trainer:
         if self.context.is_main:
             for name in names:
                 save_checkpoint(self.run_dir / name, payload)
+        if "last.pt" in names:
+            self.saved_step = self.step
 
     def _restore(self, checkpoint: Mapping[str, Any]) -> None:
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scheduler.load_state_dict(self._schedule_state(checkpoint["scheduler"]))
         self.scaler.load_state_dict(checkpoint["scaler"])
         self.step = int(checkpoint["step"])
         self.elapsed_s = float(checkpoint.get("elapsed_s", 0.0))
@@ -315,6 +371,39 @@ class Trainer:
                     stacklevel=2,
                 )
 
+    def _schedule_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """The checkpoint's scheduler state, rebuilt when this run's ``steps``, ``poly_power`` or ``lr`` differ
+        from the checkpoint's (a finished run continued with more steps): the poly schedule of this run,
+        lr * (1 - step / steps) ** poly_power, from the checkpoint's step on. Sets the optimizer's rates too."""
+        config, state = self.config, dict(state)
+        step, groups = int(state["last_epoch"]), self.optimizer.param_groups
+        recorded = {"steps": state["total_iters"], "poly_power": state["power"], "lr": state["base_lrs"][0]}
+        wanted = {"steps": config.steps, "poly_power": config.poly_power, "lr": config.lr}
+        if recorded == wanted:
+            return state
+        rate = config.lr * (1 - step / config.steps) ** config.poly_power
+        for group in groups:
+            group.update(lr=rate, initial_lr=config.lr)
+        if self.context.is_main:
+            changed = ", ".join(f"{key} {old} -> {wanted[key]}" for key, old in recorded.items() if old != wanted[key])
+            warnings.warn(
+                f"resuming at step {step} with {changed}: the poly schedule is rebuilt for this run, lr {rate:.4g} "
+                f"for step {step + 1}",
+                stacklevel=3,
+            )
+        rebuilt = {"total_iters": config.steps, "power": config.poly_power, "base_lrs": [config.lr] * len(groups)}
+        return {**state, **rebuilt, "_last_lr": [rate] * len(groups)}
+
+    def _interrupted(self) -> str:
+        """What a Ctrl-C says: the step reached, the last checkpoint, and the command that resumes the run."""
+        from agrnet.weights import train_command
+
+        saved = "no checkpoint written yet"
+        if self.saved_step is not None:
+            saved = f"last checkpoint at step {self.saved_step} ({self.run_dir / 'last.pt'})"
+        command = f"{train_command(asdict(self.config))} {shlex.join(['--out', str(self.run_dir), '--resume', 'auto'])}"
+        return f"interrupted at step {self.step}; {saved}; resume with: {command}"
+
     # Logging ------------------------------------------------------------------------------------------------
 
     def _open_log(self) -> Any:
@@ -330,7 +419,11 @@ class Trainer:
 
     # Training -----------------------------------------------------------------------------------------------
 
-    def _train_step(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _train_step(
+        self, batch: Mapping[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """One step of Algorithm 1: (total loss, its terms, the step's ``DIAGNOSTICS`` as one tensor), all on the
+        device."""
         config, device = self.config, self.context.device
         images = batch["image"].to(device, non_blocking=True)
         if self.precision.channels_last:
@@ -340,15 +433,19 @@ class Trainer:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             output = self.network(images)
             total, terms = self.criterion(output, target)
+        graph = graph_diagnostics(output, target["label"], config.top_k, self.schema.ignore_index)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        if config.grad_clip is not None:
+        if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grad_norm = nn.utils.get_total_norm(gradients) if gradients else torch.zeros((), device=device)
+        if config.grad_clip is not None:
+            nn.utils.clip_grads_with_norm_(self.model.parameters(), config.grad_clip, grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return total.detach(), terms
+        return total.detach(), terms, torch.cat([graph, grad_norm.float().reshape(1)])
 
     def validate(self) -> dict[str, Any]:
         """``agrnet.evaluate.evaluate`` of the current model on the validation split: scored at each label's
@@ -376,7 +473,8 @@ class Trainer:
         values = all_reduce_mean(torch.stack([v for _, _, v in pending])).cpu().tolist()
         elapsed = max(time.perf_counter() - started, 1e-9)
         images_per_s = len(pending) * self.config.batch_size / elapsed
-        for (step, lr, _), row in zip(pending, values, strict=True):
+        for (step, lr, _), everything in zip(pending, values, strict=True):
+            row, diagnostics = everything[: 1 + len(names)], everything[1 + len(names) :]
             if not all(math.isfinite(v) for v in row):
                 bad = [name for name, v in zip(["loss", *names], row, strict=True) if not math.isfinite(v)]
                 bad_terms = [name for name in bad if name != "loss"] or ["loss"]
@@ -391,10 +489,14 @@ class Trainer:
             record = {"kind": "train", "step": step, "epoch": (step - 1) // self.steps_per_epoch, "lr": lr}
             record.update(zip(["loss", *names], row, strict=True))
             record["images_per_s"] = images_per_s
+            record["diagnostics"] = {
+                name: value if math.isfinite(value) else None
+                for name, value in zip(DIAGNOSTICS, diagnostics, strict=True)
+            }
             self._write_log(log, record)
         cap = self.config.time_cap_s
         bar.set_postfix(
-            {name: f"{v:.3f}" for name, v in zip(["loss", *names], values[-1], strict=True)}
+            {name: f"{v:.3f}" for name, v in zip(["loss", *names], values[-1], strict=False)}
             | {"lr": f"{pending[-1][1]:.2e}", "img/s": f"{images_per_s:.1f}"}
             | ({"time/cap": f"{_clock(self.elapsed_s)}/{_clock(cap)}"} if cap is not None else {})
         )
@@ -417,6 +519,8 @@ class Trainer:
         log = None
         if context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            for name in ("last.pt", "best.pt", "config.json"):
+                remove_stale_temporaries(self.run_dir / name)
             write_json(self.run_dir / "config.json", {**asdict(self.config), "precision": self.precision.to_dict()})
             log = self._open_log()
             self._write_log(log, {
@@ -445,10 +549,10 @@ class Trainer:
                 for batch in self.train_loader:
                     lr = self.scheduler.get_last_lr()[0]
                     self.elapsed_s = time.perf_counter() - clock
-                    total, terms = self._train_step(batch)
+                    total, terms, diagnostics = self._train_step(batch)
                     self.step += 1
                     names = list(terms)
-                    pending.append((self.step, lr, torch.stack([total, *terms.values()])))
+                    pending.append((self.step, lr, torch.cat([torch.stack([total, *terms.values()]), diagnostics])))
                     bar.update(1)
                     self.elapsed_s = time.perf_counter() - clock
                     out_of_time = config.time_cap_s is not None and self.elapsed_s >= config.time_cap_s
@@ -472,6 +576,8 @@ class Trainer:
                         started = time.perf_counter()
                     if final:
                         break
+        except KeyboardInterrupt as error:
+            raise TrainingInterrupted(self._interrupted()) from error
         finally:
             torch.use_deterministic_algorithms(was_deterministic)
             torch.set_num_threads(threads)
@@ -536,13 +642,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``agrnet train``: train and print the run directory."""
+    """``agrnet train``: train and print the run directory. Exit status 0, 1 on an error (one line, naming the
+    setting or file), 130 on Ctrl-C (saying how to resume)."""
     try:
         config = config_from_args(args)
         run_dir = train(config)
-    except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as error:
+    except (ValueError, OSError, BadFileError, NonFiniteLossError) as error:
         print(f"agrnet train: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as error:  # TrainingInterrupted from the loop, plain before it
+        print(f"agrnet train: {str(error) or 'interrupted before the first step'}", file=sys.stderr)
+        return 130
     if int(os.environ.get("RANK", "0")) == 0:
         print(run_dir)
     return 0
@@ -553,6 +663,7 @@ __all__ = [
     "NonFiniteLossError",
     "TrainConfig",
     "Trainer",
+    "TrainingInterrupted",
     "configure_parser",
     "preset_config",
     "run",

@@ -4,7 +4,9 @@ projection (Eq. 3) -> graph reasoning (Eq. 4) -> reprojection (Eq. 5, 6) -> deco
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +70,18 @@ PARTS = ("backbone", "pyramid_pooling", "fusion", "edge", "projection", "reasoni
 """The parts with parameters, in the order ``AGRNet`` builds them."""
 
 
+def image_range(images: torch.Tensor) -> tuple[float, float]:
+    """(min, max) of a non-empty tensor from one reduction and one copy to the host; both NaN when a value is NaN."""
+    low, high = torch.aminmax(images.detach())
+    low, high = torch.stack([low, high]).float().tolist()
+    return low, high
+
+
+def _tracing() -> bool:
+    """Whether the forward pass is being traced, compiled or exported (no values to look at)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Draw a part's initial weights from a CPU generator seeded with ``seed``, then restore the global one."""
@@ -97,6 +111,10 @@ class AGRNet(nn.Module):
         use_reasoning: the graph reasoning of Eq. (4) (Table I(a), "Graph"); False reprojects XG unchanged.
         output_stride: 8 (the paper's dilated backbone, conv5 at 1/8) or 16 (ours, conv5 at 1/16: cheaper, for
             CPU training).
+        edge_gate: the authors' code, not the paper: multiply each pixel's column of P by its edge probability E
+            after the softmax of Eq. (5), so that XP reaches edge pixels only (``proj = proj * edge`` there).
+        detach_edge: the authors' code, not the paper: no gradient flows from the graph into the edge map E
+            through Eq. (2) (``edge.detach()`` there); E then learns from L_edge alone.
 
     ``forward`` takes RGB images in [0, 1], N x 3 x H x W, and normalises them with the ImageNet statistics.
 
@@ -118,6 +136,8 @@ class AGRNet(nn.Module):
         pretrained_backbone: str | os.PathLike[str] | None = None,
         use_reasoning: bool = True,
         output_stride: int = 8,
+        edge_gate: bool = False,
+        detach_edge: bool = False,
     ) -> None:
         super().__init__()
         _check_positive_int("num_classes", num_classes, minimum=2)
@@ -128,6 +148,7 @@ class AGRNet(nn.Module):
         if projection not in PROJECTIONS:
             raise ValueError(f"projection: expected one of {PROJECTIONS}, got {projection!r}")
         self.num_classes = num_classes
+        self._warned_range = False
         self.config: dict[str, Any] = {
             "num_classes": num_classes,
             "backbone": backbone,
@@ -138,6 +159,8 @@ class AGRNet(nn.Module):
             "channels": channels,
             "use_reasoning": use_reasoning,
             "output_stride": output_stride,
+            "edge_gate": edge_gate,
+            "detach_edge": detach_edge,
         }
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -171,9 +194,25 @@ class AGRNet(nn.Module):
             self.decoder = Decoder(channels, num_classes)
 
     def forward(self, images: torch.Tensor) -> AGRNetOutput:
-        """Images N x 3 x H x W in [0, 1] -> AGRNetOutput (Algorithm 1, forward part)."""
+        """Images N x 3 x H x W in [0, 1] -> AGRNetOutput (Algorithm 1, forward part).
+
+        Inputs are checked where it costs nothing per training step: the shape and a floating-point dtype always
+        (a ValueError otherwise: uint8 images would be normalised as if 255 were 1); values only in eval mode
+        (inference, evaluation, validation), and not while tracing, compiling or exporting: one ``aminmax``
+        reduction and one copy of two numbers to the host, a ValueError for NaN or inf, and a warning, once per
+        model, for values outside [0, 1] (an image in 0 ... 255). Training batches skip the value check, which would
+        make every step wait for the device; their data come from the readers, which give [0, 1], and a NaN there
+        stops the run at the loss check of ``agrnet.train``.
+        """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected N x 3 x H x W, got shape {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise ValueError(
+                f"images: expected floating-point values in [0, 1], got {images.dtype} (pass uint8 images as "
+                "images.float() / 255)"
+            )
+        if not self.training and images.numel() and not _tracing():
+            self._check_values(images)
         size = (images.shape[-2], images.shape[-1])
         taps = self.backbone((images - self.mean) / self.std)
         x2 = self.pyramid_pooling(taps.conv5)
@@ -182,10 +221,14 @@ class AGRNet(nn.Module):
         if self.projection is None or self.reprojection is None:
             return AGRNetOutput(logits=self.decoder(x0, size), edge_logits=edge_logits)
 
-        xe, xne = (x0, x0) if edge_logits is None else edge_masking(x0, torch.sigmoid(edge_logits))
+        edge_probability = None if edge_logits is None else torch.sigmoid(edge_logits)
+        if edge_probability is not None and self.config["detach_edge"]:
+            edge_probability = edge_probability.detach()
+        xe, xne = (x0, x0) if edge_probability is None else edge_masking(x0, edge_probability)
         z0, vertices, vertex_index = self.projection(x0, xne)
         reasoned = vertices if self.reasoning is None else self.reasoning(vertices)
-        xp, projection = self.reprojection(vertices, reasoned, xe)
+        gate = edge_probability if self.config["edge_gate"] else None
+        xp, projection = self.reprojection(vertices, reasoned, xe, gate)
         return AGRNetOutput(
             logits=self.decoder(x0 + xp, size),
             raw_logits=z0,
@@ -195,3 +238,15 @@ class AGRNet(nn.Module):
             projection=projection,
             adjacency=None if self.reasoning is None else self.reasoning.A,
         )
+
+    def _check_values(self, images: torch.Tensor) -> None:
+        low, high = image_range(images)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError("images: hold NaN or infinite values")
+        if (low < 0 or high > 1) and not self._warned_range:
+            self._warned_range = True
+            warnings.warn(
+                f"images: values span {low:.4g} ... {high:.4g}, outside the [0, 1] the model expects (an image in "
+                "0 ... 255? divide it by 255); this model warns once",
+                stacklevel=3,
+            )

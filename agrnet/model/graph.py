@@ -115,12 +115,18 @@ def reprojection_matrix(vertices: torch.Tensor, xe: torch.Tensor) -> torch.Tenso
 
 
 class GraphReprojection(nn.Module):
-    """Eq. (5) and (6): P = softmax(XG Xe^T); XP = P^T X^G, back on the pixel grid as N x C x H1 x W1."""
+    """Eq. (5) and (6): P = softmax(XG Xe^T); XP = P^T X^G, back on the pixel grid as N x C x H1 x W1.
+
+    With a ``gate`` (the edge probability E, N x 1 x H1 x W1), each pixel's column of P is multiplied by its E
+    after the softmax, as the authors' code does (not the paper): only edge pixels then receive XP.
+    """
 
     def forward(
-        self, vertices: torch.Tensor, reasoned: torch.Tensor, xe: torch.Tensor
+        self, vertices: torch.Tensor, reasoned: torch.Tensor, xe: torch.Tensor, gate: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """XG, X^G (N x V x C) and Xe (N x C x H1 x W1) -> (XP N x C x H1 x W1, P N x V x H1*W1)."""
         projection = reprojection_matrix(vertices, xe)
+        if gate is not None:
+            projection = projection * gate.flatten(1).unsqueeze(1)
         xp = torch.bmm(reasoned.transpose(1, 2), projection)
         return xp.view_as(xe), projection
