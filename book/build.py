@@ -10,8 +10,9 @@
 4. ``book/check_html.py`` opens every chapter in headless Chromium when a Chromium is installed.
 
 Any failing notebook is named and makes the build exit non-zero. ``_build/notebook-times.json`` records how long
-each notebook took. ``--train-model`` first trains the small model the graph chapters picture
-(``agrnet train --preset synthetic``, a few minutes on a CPU) into ``.cache/book/`` when it is not there yet.
+each notebook took. ``--train-model`` first trains the small model of the losses and evaluation chapters
+(``agrnet train --preset synthetic``, a few minutes on a CPU) into ``.cache/book/`` when it is not there yet (the
+graph chapters picture the shipped trained weights, ``agrnet.viz.chapter_model``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ HTML = BUILD / "html"
 TOC = ROOT / "_toc.yml"
 CONFIG = ROOT / "_config.yml"
 KERNEL = "python3"
-#: The small model of the graph chapters: ``agrnet train --preset synthetic --out .cache/book/synthetic``.
+#: The losses and evaluation chapters' small model: ``agrnet train --preset synthetic --out .cache/book/synthetic``.
 BOOK_MODEL_RUN = ROOT / ".cache" / "book" / "synthetic"
 SUFFIXES = (".ipynb", ".md")
 

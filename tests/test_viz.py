@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
-from tiny_model import TOP_K, tiny_model
+from PIL import Image
+from tiny_model import TOP_K, tiny_checkpoint, tiny_model
 
-from agrnet import viz
-from agrnet.data.labels import LAPA
+from agrnet import viz, weights
+from agrnet.config import preset_config
+from agrnet.data.labels import FASSEG, LAPA
 from agrnet.metrics import ConfusionMatrix
+from agrnet.model import AGRNetOutput
 
 HEIGHT, WIDTH = 64, 96
 
@@ -210,3 +215,289 @@ def test_f1_runs_put_each_report_in_its_own_panel():
     assert sorted(legend_texts(figure)) == ["AGRNet (paper)", "mean F1 (this run)", "this run"]
     with pytest.raises(ValueError, match="nothing"):
         viz.f1_runs_figure({}, LAPA)
+
+
+# What the graph learned, Z0 against Y, example predictions and errors, the graph chapters' model ----------------
+
+GRID = (HEIGHT // 4, WIDTH // 4)
+
+
+def _planted_output(schema=LAPA, top_k=TOP_K) -> AGRNetOutput:
+    """An output whose vertices are known: class c's K vertices on row c of the 1/4 grid, columns 1 ... K."""
+    flat = torch.tensor([c * GRID[1] + 1 + k for c in range(schema.num_classes) for k in range(top_k)])
+    return AGRNetOutput(
+        logits=torch.zeros(1, schema.num_classes, HEIGHT, WIDTH),
+        raw_logits=torch.zeros(1, schema.num_classes, *GRID),
+        vertex_index=flat[None],
+    )
+
+
+def _label_under(output: AGRNetOutput, schema=LAPA) -> torch.Tensor:
+    """A full-size label whose every 4 x 4 cell under a vertex holds the vertex's class (the rest background)."""
+    label = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+    top_k = output.vertex_index.shape[1] // schema.num_classes
+    for position, flat in enumerate(output.vertex_index[0].tolist()):
+        row, col = divmod(flat, GRID[1])
+        label[4 * row : 4 * row + 4, 4 * col : 4 * col + 4] = position // top_k
+    return label
+
+
+def test_label_at_grid_reads_the_centre_of_each_cell():
+    label = torch.arange(HEIGHT * WIDTH).view(HEIGHT, WIDTH)
+    grid = viz.label_at_grid(label, GRID)
+    assert grid.shape == GRID
+    assert int(grid[0, 0]) == int(label[2, 2]) and int(grid[-1, -1]) == int(label[HEIGHT - 2, WIDTH - 2])
+
+
+def test_every_vertex_on_its_own_class_gives_a_share_of_one():
+    output = _planted_output()
+    label = _label_under(output)
+    hits = viz.vertex_hits(output, label, LAPA)
+    assert hits.shape == (LAPA.num_classes, TOP_K) and bool(hits.all())
+    assert viz.own_class_share([hits, hits]).tolist() == [1.0] * LAPA.num_classes
+    # a face labelled background everywhere: only the background's vertices are on their own class
+    background = viz.vertex_hits(output, torch.zeros(HEIGHT, WIDTH, dtype=torch.long), LAPA)
+    share = viz.own_class_share([hits, background])
+    assert share[0] == 1.0 and share[1:].tolist() == [0.5] * (LAPA.num_classes - 1)
+    assert float(viz.own_class_share([background]).mean()) == pytest.approx(1 / LAPA.num_classes)
+    with pytest.raises(ValueError, match="no faces"):
+        viz.own_class_share([])
+
+
+def test_vertices_of_several_faces_are_drawn_on_each(image_and_output):
+    image, output = image_and_output
+    tall = torch.rand(3, 2 * HEIGHT, WIDTH)  # positions scale with the picture: a face at another size
+    figure = rendered(viz.vertices_faces_figure([("a", image, output), ("b", tall, output)], LAPA, per_row=2))
+    drawn = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in drawn] == ["a", "b"]
+    (first,) = [c for c in drawn[0].collections if isinstance(c, PathCollection)]
+    (second,) = [c for c in drawn[1].collections if isinstance(c, PathCollection)]
+    assert len(first.get_offsets()) == TOP_K * (LAPA.num_classes - 1)
+    np.testing.assert_allclose(second.get_offsets()[:, 1], 2 * first.get_offsets()[:, 1])
+    assert "background" not in legend_texts(figure) and "hair" in legend_texts(figure)
+    with pytest.raises(ValueError, match="nothing"):
+        viz.vertices_faces_figure([], LAPA)
+
+
+def test_adjacency_ticks_name_each_class_once_on_both_axes(image_and_output):
+    _, output = image_and_output
+    for aggregate in (False, True):
+        ax = viz.adjacency_figure(output.adjacency, LAPA, aggregate=aggregate).axes[0]
+        assert [t.get_text() for t in ax.get_yticklabels()] == list(LAPA.classes)
+        assert len(ax.get_xticks()) == LAPA.num_classes
+
+
+def test_a_random_adjacency_does_not_stand_out_and_a_planted_pair_does():
+    vertices = LAPA.num_classes * TOP_K
+    bound = 1 / vertices**0.5
+    random = (torch.rand(vertices, vertices, generator=torch.Generator().manual_seed(3)) * 2 - 1) * bound
+    reading = viz.read_adjacency(random, LAPA)
+    assert not reading.stands_out
+    assert reading.random_std == pytest.approx(bound / 3**0.5)
+    assert reading.std == pytest.approx(float(random.std()))
+    assert reading.blocks.shape == reading.pairs.shape == (LAPA.num_classes, LAPA.num_classes)
+    torch.testing.assert_close(reading.pairs, reading.pairs.T)
+    planted = random.clone()
+    planted[4 * TOP_K : 5 * TOP_K, 5 * TOP_K : 6 * TOP_K] = 1.0  # left eye <- right eye, strongly positive
+    planted[6 * TOP_K : 7 * TOP_K, 8 * TOP_K : 9 * TOP_K] = -1.0  # nose <- inner mouth, strongly negative
+    reading = viz.read_adjacency(planted, LAPA)
+    assert reading.stands_out
+    assert reading.strongest[:2] == (4, 5) and reading.weakest[:2] == (6, 8)
+    assert reading.strongest[2] > reading.random_limit > 0
+    with pytest.raises(ValueError, match="V x V"):
+        viz.read_adjacency(torch.zeros(5, 5), LAPA)
+
+
+def test_boundary_band_and_distance():
+    label = torch.zeros(9, 9, dtype=torch.long)
+    label[:, 5:] = 1  # one vertical boundary between columns 4 and 5
+    assert viz.boundary_band(label).sum() == 18  # columns 4 and 5
+    assert viz.boundary_band(label, radius=1)[:, 3:7].all() and not viz.boundary_band(label, radius=1)[:, :3].any()
+    distance = viz.boundary_distance(label)
+    assert distance[0].tolist() == [4, 3, 2, 1, 0, 0, 1, 2, 3]
+    assert viz.boundary_distance(label, image_border=True)[4].tolist() == [0, 1, 2, 1, 0, 0, 1, 1, 0]
+
+
+def test_edge_and_interior_pixels_come_from_the_ground_truth(image_and_output):
+    _, output = image_and_output
+    label = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+    label[8:56, 8:88] = 1  # skin, with a background margin
+    label[24:40, 40:56] = 6  # a nose in the middle: its border is the one boundary between face classes
+    grid = viz.label_at_grid(label, GRID).flatten()
+    nose_border = 6 * GRID[1] + 10  # row 6, column 10 of the 1/4 grid: the nose's top-left pixel
+    assert _between_face_classes(grid, nose_border)
+    edge_logits = torch.zeros(1, 1, *GRID)
+    edge_logits[0, 0, 0, 0] = 10.0  # the highest E of the face lies on the background, far from the nose
+    edge_logits.view(-1)[nose_border] = 5.0
+    planted = dataclasses.replace(output, edge_logits=edge_logits)
+    edge, interior = viz.edge_and_interior_pixels(planted, label, LAPA)
+    assert edge == nose_border  # the highest E among pixels between two face classes
+    edge, _ = viz.edge_and_interior_pixels(output, label, LAPA)  # the model's own E
+    probability = output.edge_logits[0, 0].flatten()
+    assert probability[edge] == max(probability[i] for i in range(grid.numel()) if _between_face_classes(grid, i))
+    assert int(grid[interior]) in (1, 6)
+    distance = viz.boundary_distance(viz.label_at_grid(label, GRID), image_border=True).flatten()
+    assert int(distance[interior]) == int(distance[grid != 0].max()) > 1
+    with pytest.raises(ValueError, match="no boundary"):
+        viz.edge_and_interior_pixels(output, torch.ones(HEIGHT, WIDTH, dtype=torch.long), LAPA)
+
+
+def _between_face_classes(grid: torch.Tensor, flat: int) -> bool:
+    row, col = divmod(flat, GRID[1])
+    square = grid.view(GRID)
+    neighbours = [square[r, c] for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
+                  if 0 <= r < GRID[0] and 0 <= c < GRID[1]]  # fmt: skip
+    return any(int(n) not in (0, int(square[row, col])) for n in neighbours)
+
+
+def test_pixel_projection_bars_are_the_columns_of_p(image_and_output):
+    image, output = image_and_output
+    figure = rendered(viz.pixel_projection_figure(image, output, LAPA, {"edge pixel": 5, "interior pixel": 77}))
+    bar_axes = [ax for ax in figure.axes if ax.patches]
+    assert len(bar_axes) == 2
+    for ax, pixel in zip(bar_axes, (5, 77), strict=True):
+        heights = [bar.get_height() for bar in ax.patches]
+        np.testing.assert_allclose(heights, output.projection[0, :, pixel].numpy(), rtol=1e-6)
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(LAPA.classes)
+    assert [ax.get_title().splitlines()[0] for ax in figure.axes if ax.images] == ["edge pixel", "interior pixel"]
+
+
+def test_raw_and_final_maps_and_scores_pool_over_faces(image_and_output):
+    _, output = image_and_output
+    maps = viz.raw_and_final(output, (HEIGHT, WIDTH))
+    assert set(maps) == {"Z0", "Y"} and maps["Y"].shape == (HEIGHT, WIDTH)
+    assert torch.equal(maps["Y"], output.logits.argmax(1)[0])  # Y is already at the input size
+    label = maps["Z0"].clone()
+    scores = viz.raw_and_final_scores(output, label, LAPA)
+    assert scores["Z0"].pixel_accuracy() == 1.0  # the label is Z0's own map
+    pooled = viz.raw_and_final_scores(output, label, LAPA, into=scores)
+    assert pooled is scores and int(pooled["Y"].matrix.sum()) == 2 * HEIGHT * WIDTH
+
+
+def test_raw_and_final_figure_shows_both_scores(image_and_output):
+    image, output = image_and_output
+    label = viz.raw_and_final(output, (HEIGHT, WIDTH))["Y"]
+    figure = rendered(viz.raw_and_final_figure(image, label, output, LAPA))
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[0].startswith("ground truth") and "Z0" in titles[1] and "Y (Eq. 7)" in titles[2]
+    assert "accuracy 100.0 %" in titles[2]  # Y scored against itself
+    assert "broke 0" in titles[3]
+
+
+def test_predictions_show_photograph_truth_prediction_and_errors():
+    label = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+    label[10:30, 20:60] = 1
+    prediction = label.clone()
+    prediction[10:20, 20:60] = 10  # a quarter of ... half of the skin called hair
+    rows = [("face 1", torch.rand(3, HEIGHT, WIDTH), label, prediction)]
+    plain = rendered(viz.predictions_figure(rows, LAPA))
+    assert [ax.get_title() for ax in plain.axes] == ["photograph", "ground truth", "prediction"]
+    with_errors = rendered(viz.predictions_figure(rows * 2, LAPA, errors=True))
+    assert len(with_errors.axes) == 8
+    share = 100 * 10 * 40 / (HEIGHT * WIDTH)
+    titles = [ax.get_title() for ax in with_errors.axes]
+    assert titles == ["photograph", "ground truth", "prediction", f"wrong ({share:.1f} %)", "", "", "",
+                      f"wrong ({share:.1f} %)"]  # fmt: skip
+    assert with_errors.axes[0].get_ylabel() == "face 1"
+    errors = viz.wrong_pixels(rows[0][1], prediction, label, LAPA)
+    assert errors[:, 15, 30].tolist() == [1.0, 0.0, 0.0] and errors[0, 25, 30] == errors[1, 25, 30]
+    with pytest.raises(ValueError, match="nothing"):
+        viz.predictions_figure([], LAPA)
+
+
+def test_error_breakdown_counts_errors_near_boundaries():
+    label = torch.zeros(20, 20, dtype=torch.long)
+    label[:, 10:] = 1
+    prediction = label.clone()
+    prediction[:, 9] = 1  # a column of background next to the boundary called skin
+    prediction[0, 0] = 1  # and one pixel far from it
+    breakdown = viz.error_breakdown([prediction], [label], LAPA, radius=1)
+    assert breakdown.pixels[:2].tolist() == [200, 200] and breakdown.wrong[:2].tolist() == [21, 0]
+    assert breakdown.wrong_near[0] == 20 and breakdown.near[:2].tolist() == [40, 40]
+    assert breakdown.errors_near_boundary == pytest.approx(20 / 21)
+    assert breakdown.pixels_near_boundary == pytest.approx(80 / 400)
+    assert breakdown.error_rate[0] == pytest.approx(21 / 200) and math.isnan(breakdown.error_rate[2])
+    assert breakdown.confusion[0, 1] == 21
+    with pytest.raises(ValueError, match="as many"):
+        viz.error_breakdown([prediction], [], LAPA)
+    figure = rendered(viz.class_errors_figure(breakdown, LAPA))
+    rate_ax, share_ax = figure.axes
+    heights = [bar.get_height() for bar in rate_ax.patches]
+    assert heights[0] == pytest.approx(100 * 20 / 200) and heights[LAPA.num_classes] == pytest.approx(100 / 200)
+    assert [round(bar.get_height(), 6) for bar in share_ax.patches][:2] == [50.0, 50.0]
+    assert [t.get_text() for t in share_ax.get_xticklabels()] == list(LAPA.classes)
+
+
+def test_numbered_faces():
+    assert viz.numbered_faces([0]) == "face 1"
+    assert viz.numbered_faces([0, 1, 2, 3]) == "faces 1-4"
+    assert viz.numbered_faces([4, 0, 9]) == "faces 5, 1, 10"
+    with pytest.raises(ValueError):
+        viz.numbered_faces([])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A weights folder holding tiny stand-ins for both shipped entries, exported as ``agrnet weights`` does."""
+    folder = tmp_path_factory.mktemp("weights")
+    for name, schema, preset in ((viz.SYNTHETIC_WEIGHTS, LAPA, "synthetic"), (viz.FASSEG_WEIGHTS, FASSEG, "fasseg")):
+        config = dataclasses.asdict(preset_config(preset, channels=32, top_k=TOP_K, size=64))
+        metrics = {"mean_f1": 0.5, "miou": 0.4, "f1": dict.fromkeys(schema.classes, 0.5)}
+        checkpoint = tiny_checkpoint(folder.parent / f"{name}.pt", schema, config=config, step=7, metrics=metrics)
+        weights.export_weights(checkpoint, name, "test", "https://example.org", command="agrnet train",
+                               commit="0123abc", out_dir=folder)  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fasseg_root(tmp_path_factory):
+    """A FASSEG folder with two colour-coded test faces (background, skin, eyes)."""
+    root = tmp_path_factory.mktemp("fasseg")
+    for part in ("Test_RGB", "Test_Labels"):
+        (root / "V2" / part).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for stem in ("1", "2"):
+        ids = np.zeros((48, 32), dtype=np.uint8)
+        ids[8:40, 4:28] = 1
+        ids[16:20, 8:24] = 3
+        Image.fromarray(FASSEG.palette[ids].astype(np.uint8)).save(root / "V2" / "Test_Labels" / f"{stem}.png")
+        photograph = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)
+        Image.fromarray(photograph).save(root / "V2" / "Test_RGB" / f"{stem}.png")
+    return root
+
+
+def test_chapter_model_prefers_fasseg_weights_on_fasseg_faces(registry, fasseg_root):
+    chapter = viz.chapter_model(fasseg_root, directory=registry)
+    assert chapter.trained and chapter.name == viz.FASSEG_WEIGHTS and chapter.schema.name == "fasseg"
+    assert len(chapter.dataset) == 2 and chapter.faces(1)[0]["label"].shape == (48, 32)
+    assert chapter.warning_html() is None
+    assert chapter.describe(2) == "fasseg-resnet18 on FASSEG frontal02 test faces 1-2"
+    assert "`fasseg-resnet18`, mean F1 50.0 % on the `test` split of `fasseg`" in chapter.summary()
+    assert "7 training steps" in chapter.summary()
+    assert chapter.predictor.size == (64, 64)
+
+
+def test_chapter_model_falls_back_to_synthetic_weights_without_fasseg(registry, tmp_path):
+    chapter = viz.chapter_model(tmp_path / "no-fasseg", directory=registry, num_synthetic=3)
+    assert chapter.trained and chapter.name == viz.SYNTHETIC_WEIGHTS and chapter.schema is not FASSEG
+    assert chapter.schema.name == LAPA.name and len(chapter.dataset) == 3
+    assert chapter.describe([1]) == "synthetic-resnet18 on synthetic test face 2"
+    assert "FASSEG is not at DATA_ROOT" in chapter.note
+    _, output = chapter.predictor.explain(chapter.faces(1)[0]["image"])
+    assert output.adjacency is not None
+
+
+def test_chapter_model_without_weights_is_random_and_says_so(fasseg_root, tmp_path):
+    state = torch.random.get_rng_state()
+    chapter = viz.chapter_model(fasseg_root, directory=tmp_path)  # an empty registry
+    assert torch.equal(torch.random.get_rng_state(), state)  # the random weights leave the global generator alone
+    assert not chapter.trained and chapter.name == "random weights" and chapter.schema.name == "fasseg"
+    warning = chapter.warning_html()
+    assert 'class="admonition warning"' in warning and "random weights" in warning and "found: none" in warning
+    assert "none trained" in chapter.summary()
+    again = viz.chapter_model(fasseg_root, directory=tmp_path)
+    first, second = (dict(c.predictor.model.state_dict()) for c in (chapter, again))
+    assert all(torch.equal(first[key], second[key]) for key in first)  # seeded: the same random weights
+    synthetic = viz.chapter_model(None, directory=tmp_path / "missing", num_synthetic=2)
+    assert not synthetic.trained and synthetic.schema.name == LAPA.name and len(synthetic.dataset) == 2
+    assert synthetic.predictor.model.config["top_k"] == viz.UNTRAINED_CONFIG["top_k"]
