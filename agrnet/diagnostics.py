@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from agrnet.model import AGRNetOutput
 
@@ -35,14 +34,24 @@ def projection_entropy(projection: torch.Tensor) -> torch.Tensor:
     return entropy.mean() / math.log(projection.shape[1])
 
 
+def label_at_grid(label: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """The label map (... x H x W, any size) read at the centre of each cell of an H1 x W1 ``grid``: ... x H1 x W1,
+    the ground truth under each pixel of the 1/4 map that ``vertex_index`` and P index (the cell centres
+    ``agrnet.viz.vertex_positions`` draws the vertices at)."""
+    height, width = label.shape[-2:]
+    device = label.device
+    rows = ((torch.arange(grid[0], device=device) + 0.5) * height / grid[0]).long().clamp_max(height - 1)
+    cols = ((torch.arange(grid[1], device=device) + 0.5) * width / grid[1]).long().clamp_max(width - 1)
+    return label[..., rows[:, None], cols[None, :]]
+
+
 def vertices_on_own_class(
     vertex_index: torch.Tensor, label: torch.Tensor, grid: tuple[int, int], top_k: int, ignore_index: int = 255
 ) -> torch.Tensor:
     """The share of vertices (N x V flat indices into the ``grid``, class-major with ``top_k`` per class) whose
-    pixel has their class in ``label`` (N x H x W, resized to ``grid`` by nearest neighbour); vertices on
+    pixel has their class in ``label`` (N x H x W, read at the grid's cell centres, ``label_at_grid``); vertices on
     ``ignore_index`` pixels are left out. NaN when every vertex is on an ignored pixel."""
-    small = F.interpolate(label[:, None].float(), size=grid, mode="nearest").long().flatten(1)
-    at_vertex = small.gather(1, vertex_index)
+    at_vertex = label_at_grid(label.long(), grid).flatten(1).gather(1, vertex_index)
     own = torch.arange(vertex_index.shape[1], device=label.device) // top_k
     valid = at_vertex != ignore_index
     return ((at_vertex == own) & valid).sum() / valid.sum()

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import hashlib
 import json
 import multiprocessing
 import os
 import re
 import shlex
+import shutil
 import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +49,7 @@ from agrnet.data.datasets import build_dataset
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
 from agrnet.files import write_json
+from agrnet.losses import TERMS
 from agrnet.metrics import ConfusionMatrix
 from agrnet.runtime import native_bf16
 from agrnet.stats import paired_difference
@@ -158,7 +161,9 @@ def _load_average() -> list[float] | None:
 
 
 def score(model: torch.nn.Module, root: Path, evaluation: Evaluation, size: int, flip: bool = False) -> dict[str, Any]:
-    """``evaluate`` of ``model`` on ``evaluation.split`` at original size.
+    """``evaluate`` of ``model`` on ``evaluation.split`` at original size, the split as published: pairs whose files
+    are bad (FASSEG's multipose test split has four image/label pairs of different sizes) are left out and listed
+    under ``skipped`` (``evaluate(..., skip_bad=True)``).
 
     With ``by_yaw``, each head pose is scored on its own (``by_yaw`` maps the yaw in degrees, as text, to its
     report) and the split's report is that of the summed confusion matrices, so no image is run twice.
@@ -166,17 +171,20 @@ def score(model: torch.nn.Module, root: Path, evaluation: Evaluation, size: int,
     dataset = build_dataset("fasseg", root, evaluation.split, transform=EvalTransform(size))
     schema = dataset.schema
     if not evaluation.by_yaw:
-        return evaluate(model, dataset, schema, device="cpu", flip=flip, batch_size=8)
+        return evaluate(model, dataset, schema, device="cpu", flip=flip, batch_size=8, skip_bad=True)
     yaws = [int(pose) for pose, *_ in dataset.items]  # the ``yaw`` of each sample, read without decoding it
     by_yaw = {
-        yaw: evaluate(model, Subset(dataset, [i for i, y in enumerate(yaws) if y == yaw]), schema, "cpu", flip, 8)
+        yaw: evaluate(
+            model, Subset(dataset, [i for i, y in enumerate(yaws) if y == yaw]), schema, "cpu", flip, 8, skip_bad=True
+        )
         for yaw in sorted(set(yaws))
     }
     confusion = ConfusionMatrix(schema.num_classes, schema.ignore_index)
     confusion.matrix = torch.tensor([report["confusion_matrix"] for report in by_yaw.values()]).sum(0)
     report = confusion.to_dict(schema.classes, schema.groups)
     report.update(
-        schema=schema.name, num_images=len(dataset), flip=flip, confusion_matrix=confusion.matrix.tolist(),
+        schema=schema.name, num_images=sum(r["num_images"] for r in by_yaw.values()), flip=flip,
+        confusion_matrix=confusion.matrix.tolist(), skipped=[s for r in by_yaw.values() for s in r["skipped"]],
         by_yaw={str(yaw): report for yaw, report in by_yaw.items()},
     )  # fmt: skip
     return report
@@ -232,6 +240,7 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["--seeds", *map(str, args.seeds)] if args.seeds is not None else []
     words += ["--time-cap-minutes", str(args.time_cap_minutes)] if args.time_cap_minutes is not None else []
     words += ["--variants", *args.variants] if args.variants else []
+    words += ["--jobs", str(args.jobs)] if args.jobs != 1 else []
     words += [word for item in args.overrides for word in ("--set", item)]
     words += ["--data-root", str(args.data_root)] if args.data_root != DEFAULT_ROOT else []
     words += ["--out", str(args.out)] if args.out is not None else []
@@ -241,12 +250,26 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def training_curve(log: Path) -> list[dict[str, Any]]:
+    """The logged training steps of a run's ``log.jsonl`` (every ``log_every`` steps): step, learning rate, the
+    loss and its terms, and the diagnostics of ``agrnet.diagnostics`` (4 significant digits)."""
+
+    def rounded(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: rounded(item) for key, item in value.items()}
+        return float(f"{value:.4g}") if isinstance(value, float) else value
+
+    keep = ("step", "lr", "loss", *TERMS, "diagnostics")
+    records = (json.loads(line) for line in log.read_text().splitlines())
+    return [{key: rounded(r[key]) for key in keep if key in r} for r in records if r.get("kind") == "train"]
+
+
 def train_and_score(
     config: TrainConfig, evaluations: Sequence[Evaluation], root: Path, flip: bool
 ) -> dict[str, Any]:
     """Train ``config`` and score its last checkpoint on ``evaluations`` (and with flip TTA when ``flip``): the
     part of a run's record that the run itself measures, with this process's peak memory."""
-    started = time.perf_counter()
+    load_start, started = _load_average(), time.perf_counter()
     run_dir = train(config)
     train_s = time.perf_counter() - started
     model, _, payload = load_model(run_dir / "last.pt", map_location="cpu")
@@ -254,29 +277,46 @@ def train_and_score(
     if flip:
         metrics |= {f"{e.split} (flip)": score(model, root, e, config.size, True) for e in evaluations}
     return {
+        "curve": training_curve(run_dir / "log.jsonl"),
         "run_dir": str(run_dir), "steps": payload["step"], "steps_planned": config.steps,
         "stopped_by": payload.get("stopped_by"), "seconds_per_step": payload["elapsed_s"] / max(payload["step"], 1),
         "train_loop_s": payload["elapsed_s"], "train_wall_s": train_s, "precision": payload.get("precision"),
-        "peak_rss_mib": peak_rss_mib(), "metrics": metrics,
+        "wall_s": time.perf_counter() - started, "load_average_start": load_start,
+        "load_average_end": _load_average(), "peak_rss_mib": peak_rss_mib(), "metrics": metrics,
     }  # fmt: skip
 
 
-def _end_with_parent(parent: int) -> None:
+def _start_run_process(parent: int, threads: int | None) -> None:
     """Initializer of a run's process: on Linux, the kernel ends it (SIGTERM) when the experiment's process
-    ``parent`` dies, so that killing an experiment never leaves its training running on its own."""
+    ``parent`` dies, so that killing an experiment never leaves its training running on its own; ``threads`` (when
+    given) are its torch CPU threads."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before the signal was armed
             os._exit(1)
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
-def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` in a new (spawned) Python process: each training of an experiment starts from a clean
-    heap and gives all its memory back when it ends, however many trainings run one after another. Errors are
-    raised here as they were there; the process ends with this one."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, context, _end_with_parent, (os.getpid(),)) as pool:
-        return pool.submit(function, *args).result()
+def run_pool(jobs: int) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` worker processes, each spawned fresh for one task: every training of an experiment
+    starts from a clean heap and gives all its memory back when it ends, however many run one after another.
+    With ``jobs`` > 1 and no ``OMP_NUM_THREADS`` set, the CPU's cores are shared out among the workers."""
+    threads = None
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    return ProcessPoolExecutor(
+        jobs, multiprocessing.get_context("spawn"), _start_run_process, (os.getpid(), threads), max_tasks_per_child=1
+    )
+
+
+def run_folder(parent: Path, variant: str, settings: Mapping[str, Any]) -> Path:
+    """The run folder of one training: ``<variant>-seed<seed>-<hash of its settings>`` under ``parent``, the same
+    for the same training whenever it runs, so an experiment that was killed continues each unfinished training
+    from its ``last.pt`` (``resume="auto"``) instead of starting it again."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    name = re.sub(r"[^\w+-]+", "_", variant)
+    return parent / f"{name}-seed{settings['seed']}-{digest}"
 
 
 def _record(
@@ -323,6 +363,8 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(
             f"--variants: unknown {unknown} for {args.experiment}; choose from {list(experiment.variants)}"
         )
+    if args.jobs < 1:
+        raise ValueError(f"--jobs: expected a positive number of trainings at once, got {args.jobs}")
     if args.time_cap_minutes is not None and not args.time_cap_minutes > 0:
         raise ValueError(f"--time-cap-minutes: expected a positive number, got {args.time_cap_minutes}")
     if not args.data_root.is_dir():
@@ -368,7 +410,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
         *previous.get("history", []),
         {key: results[key] for key in ("command", "git_commit", "date", "load_average_start")},
     ]
-    stamp = started.strftime("%Y%m%d-%H%M%S")
+    tasks = []
     for seed in seeds:
         for name in names:
             variant = experiment.variants[name]
@@ -376,17 +418,30 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
             if any(run["variant"] == name and run["settings"] == settings for run in runs):
                 print(f"{args.experiment}: {name} seed {seed} is already in {out}, skipped", file=sys.stderr)
                 continue
-            config = preset_config("fasseg", **settings, data_root=str(args.data_root))
-            folder = re.sub(r"[^\w+-]+", "_", name)
-            config.out = str(args.runs_dir / args.experiment / stamp / f"{folder}-seed{seed}")
-            load_start, run_wall = _load_average(), time.perf_counter()
-            record = in_fresh_process(train_and_score, config, variant.evaluations, args.data_root, args.flip)
-            runs.append({
-                "variant": name, "seed": seed, "settings": settings, **record,
-                "wall_s": time.perf_counter() - run_wall, "load_average_start": load_start,
-                "load_average_end": _load_average(), "metrics": record.pop("metrics"),
-            })  # fmt: skip
-            _record(results, runs, experiment, wall, cpu, out)
+            config = preset_config("fasseg", **settings, data_root=str(args.data_root), resume="auto")
+            folder = run_folder(args.runs_dir / args.experiment, name, settings)
+            if args.fresh and folder.exists():
+                shutil.rmtree(folder)
+            config.out = str(folder)
+            tasks.append((name, seed, settings, config, variant.evaluations))
+    order = {(name, seed): index for index, (name, seed, *_) in enumerate(tasks)}
+    with run_pool(args.jobs) as pool:
+        futures = {
+            pool.submit(train_and_score, config, evaluations, args.data_root, args.flip): (name, seed, settings)
+            for name, seed, settings, config, evaluations in tasks
+        }
+        try:
+            for future in as_completed(futures):
+                name, seed, settings = futures[future]
+                record = future.result()
+                runs.append({"variant": name, "seed": seed, "settings": settings, **record,
+                             "metrics": record.pop("metrics")})  # fmt: skip
+                runs.sort(key=lambda run: order.get((run["variant"], run["seed"]), -1))
+                _record(results, runs, experiment, wall, cpu, out)
+        except BaseException:
+            for future in futures:
+                future.cancel()  # the runs already training finish (and are lost); none starts
+            raise
     _record(results, runs, experiment, wall, cpu, out)
     return results
 
@@ -401,6 +456,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--variants", nargs="+", default=None, help="run only these variants")
     parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="trainings at once, each in its own process sharing the CPU's cores (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a TrainConfig field of every run (repeatable), e.g. --set steps=300",
     )  # fmt: skip
@@ -409,8 +468,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"), help="where run folders go")
     parser.add_argument("--flip", action="store_true", help="also score with flip test-time augmentation")
     parser.add_argument(
-        "--fresh", action="store_true", help="train every run again and replace the results file (default: keep the "
-        "runs it holds with the same settings and add the missing ones)",
+        "--fresh", action="store_true", help="train every run again (deleting its run folder) and replace the results "
+        "file (default: keep the runs the file holds with the same settings, continue unfinished ones from their "
+        "last.pt and add the missing ones)",
     )  # fmt: skip
 
 

@@ -102,3 +102,15 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
     std = statistics.stdev(differences)
     half = t_quantile(0.5 + level / 2, len(differences) - 1) * std / math.sqrt(len(differences))
     return PairedDifference(mean, std, len(differences), level, mean - half, mean + half)
+
+
+def verdict(low: float | None, high: float | None) -> str:
+    """What a 95 % interval of a paired difference (variant minus reference) says: "helps" when it lies above
+    zero, "hurts" below, "cannot be told apart" when it holds zero, "no interval" without one (a single pair)."""
+    if low is None or high is None:
+        return "no interval"
+    if low > 0:
+        return "helps"
+    if high < 0:
+        return "hurts"
+    return "cannot be told apart"

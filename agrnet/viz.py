@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
 
@@ -41,6 +42,7 @@ from agrnet.data.edges import label_edges
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.labels import LAPA, LabelSchema
 from agrnet.data.synthetic import SyntheticFaces
+from agrnet.diagnostics import label_at_grid
 from agrnet.evaluate import table_columns
 from agrnet.metrics import ConfusionMatrix
 from agrnet.model import AGRNet, AGRNetOutput
@@ -441,6 +443,89 @@ def f1_runs_figure(reports: Mapping[str, Mapping[str, Any]], schema: LabelSchema
     return figure
 
 
+@_book_styled
+def paired_figure(results: Mapping[str, Any], split: str = "test") -> Figure:
+    """A paired experiment's results file (``agrnet experiment``, with a ``reference`` variant): on the left the
+    mean F1 of every variant, one line per seed joining its variants and the mean over seeds in black; on the right
+    each other variant's paired difference to the reference on ``split`` with its 95 % interval (from the file's
+    ``paired`` entry), against a line at zero."""
+    variants = list(results["variants"])
+    reference = results["reference"]
+    seeds = sorted({run["seed"] for run in results["runs"]})
+    if not seeds:
+        raise ValueError("results: no runs to draw")
+    scores = {(run["variant"], run["seed"]): 100 * run["metrics"][split]["mean_f1"] for run in results["runs"]}
+    figure = _figure(height=0.45 * len(variants) + 1.6)
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": (3, 2)})
+    positions = np.arange(len(variants))
+    for seed in seeds:
+        values = [scores.get((variant, seed), np.nan) for variant in variants]
+        left.plot(values, positions, "o-", color="0.65", markersize=4, linewidth=1)
+    means = [np.nanmean([scores.get((v, s), np.nan) for s in seeds]) for v in variants]
+    left.plot(means, positions, "D", color="black", label="mean over seeds")
+    left.set_yticks(positions, variants)
+    left.invert_yaxis()
+    left.set_xlabel(f"mean F1 on {split} (%)")
+    left.set_title(f"{len(seeds)} seeds, one grey line each")
+    paired = results.get("paired", {})
+    for position, variant in enumerate(variants):
+        difference = paired.get(variant, {}).get(split)
+        if difference is None:
+            continue
+        mean = 100 * difference["mean"]
+        if difference["low"] is None:
+            right.plot(mean, position, "o", color="tab:blue")
+            continue
+        low, high = 100 * difference["low"], 100 * difference["high"]
+        colour = "tab:green" if low > 0 else "tab:red" if high < 0 else "tab:blue"
+        right.errorbar(mean, position, xerr=[[mean - low], [high - mean]], fmt="o", color=colour, capsize=3)
+    right.axvline(0, color="0.3", linewidth=1)
+    right.set_yticks(positions, [])
+    right.set_ylim(left.get_ylim())
+    right.set_xlabel(f"minus {reference}, same seed (points)")
+    right.set_title("95 % interval")
+    return figure
+
+
+CURVE_PANELS: dict[str, str] = {
+    "final": "L_final (Eq. 8 on Y)",
+    "own_class": "vertices on their own class",
+    "p_entropy": "entropy of P / log V",
+    "grad_norm": "gradient norm",
+}
+"""The panels of ``curves_figure``: a loss term or a diagnostic of ``agrnet.diagnostics`` -> its axis label."""
+
+
+@_book_styled
+def curves_figure(results: Mapping[str, Any], panels: Mapping[str, str] = CURVE_PANELS) -> Figure:
+    """The training curves an experiment's results file records (each run's ``curve``): one panel per entry of
+    ``panels``, one colour per variant, one line per seed, against the step."""
+    runs = [run for run in results["runs"] if run.get("curve")]
+    if not runs:
+        raise ValueError("results: no run records its curve")
+    variants = [name for name in results["variants"] if any(run["variant"] == name for run in runs)]
+    colours = dict(zip(variants, matplotlib.colormaps["tab10"](np.arange(len(variants))), strict=True))
+    rows = math.ceil(len(panels) / 2)
+    figure = _figure(height=2.4 * rows + 0.6)
+    axes = np.atleast_1d(figure.subplots(rows, 2, sharex=True)).flatten()
+    for ax, (key, title) in zip(axes, panels.items(), strict=False):
+        for run in runs:
+            points = [(p["step"], p.get(key, p.get("diagnostics", {}).get(key))) for p in run["curve"]]
+            points = [(step, value) for step, value in points if value is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), color=colours[run["variant"]], linewidth=1, alpha=0.8)
+        ax.set_title(title)
+        if key in ("final", "grad_norm"):
+            ax.set_yscale("log")
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    for ax in axes[-2:]:
+        ax.set_xlabel("step")
+    handles = [Line2D([], [], color=colours[name], label=name) for name in variants]
+    figure.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
+    return figure
+
+
 def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of a run's ``log.jsonl`` (a run directory or the file itself)."""
     path = Path(path)
@@ -495,16 +580,6 @@ def _label(ax: Axes, title: str, ylabel: str) -> None:
 
 
 # What the graph learned: vertices on their classes, the adjacency against its initialisation, P per pixel --------
-
-
-def label_at_grid(label: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """The label map (... x H x W, any size) read at the centre of each cell of an H1 x W1 ``grid``: ... x H1 x W1,
-    the ground truth under each pixel of the 1/4 map that ``vertex_index`` and P index (the cell centres
-    ``vertex_positions`` draws the vertices at)."""
-    height, width = label.shape[-2:]
-    rows = ((torch.arange(grid[0]) + 0.5) * height / grid[0]).long().clamp_max(height - 1)
-    cols = ((torch.arange(grid[1]) + 0.5) * width / grid[1]).long().clamp_max(width - 1)
-    return label[..., rows[:, None], cols[None, :]]
 
 
 def vertex_hits(output: AGRNetOutput, label: torch.Tensor, schema: LabelSchema, index: int = 0) -> torch.Tensor:

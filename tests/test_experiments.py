@@ -18,8 +18,9 @@ from agrnet.data.datasets import FASSEG
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
-from agrnet.experiments import EXPERIMENTS, Variant, paired, run_settings, summarise
-from agrnet.train import Trainer
+from agrnet.experiments import EXPERIMENTS, Variant, paired, run_folder, run_settings, summarise
+from agrnet.stats import verdict
+from agrnet.train import Trainer, train
 
 TINY_SETTINGS = {"size": 32, "channels": 8, "batch_size": 2, "threads": 1, "train_split": "train+multipose-train"}
 TINY = [word for key, value in TINY_SETTINGS.items() if key != "train_split" for word in ("--set", f"{key}={value}")]
@@ -145,9 +146,14 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     out = tmp_path / "ablation.json"
     argv = ["experiment", "fasseg-ablation", "--set", "steps=2", *TINY, "--set", "num_val_images=1"]
     argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(out)]
-    chosen = ["--seeds", "0", "1", "--variants", "baseline", "full"]
+    chosen = ["--seeds", "0", "1", "--variants", "baseline", "full", "--jobs", "2"]
     assert cli_main([*argv, *chosen, "--runs-dir", str(tmp_path / "runs")]) == 0
     results = json.loads(out.read_text())
+    assert [(run["variant"], run["seed"]) for run in results["runs"]] == [
+        ("baseline", 0), ("full", 0), ("baseline", 1), ("full", 1),
+    ], "two trainings at a time, recorded in the planned order"  # fmt: skip
+    curve = results["runs"][-1]["curve"]
+    assert [point["step"] for point in curve] == [1, 2] and set(curve[0]["diagnostics"]) >= {"own_class", "grad_norm"}
     assert results["seeds_planned"] == [0, 1, 2, 3, 4] and results["seeds_requested"] == [0, 1]
     assert results["seeds_done"] == [] and not results["complete"], "four variants of each seed are still missing"
     assert results["variants_requested"] == ["baseline", "full"] and len(results["variants"]) == 6
@@ -168,6 +174,22 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     assert cli_main([*argv, *again]) == 0
     (rerun,) = json.loads(out.read_text())["runs"]
     assert rerun["run_dir"].startswith(str(tmp_path / "again")) and len(json.loads(out.read_text())["history"]) == 1
+
+
+@pytest.mark.slow
+def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path, tmp_path: Path) -> None:
+    argv = ["experiment", "fasseg-main", "--seeds", "0", "--set", "steps=3", *TINY, "--set", "num_val_images=1"]
+    argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(tmp_path / "main.json")]
+    overrides = {**TINY_SETTINGS, "steps": 3, "num_val_images": 1, "train_split": "train"}
+    settings = run_settings(EXPERIMENTS["fasseg-main"], Variant(), overrides, 0)
+    folder = run_folder(tmp_path / "runs" / "fasseg-main", "full", settings)
+    # What a killed experiment leaves: the run folder with a checkpoint at step 1 of 3.
+    train(preset_config("fasseg", **settings, data_root=str(tiny_fasseg), out=str(folder), stop_after=1))
+    assert cli_main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 0
+    (run,) = json.loads((tmp_path / "main.json").read_text())["runs"]
+    assert run["run_dir"] == str(folder) and run["steps"] == 3
+    starts = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in starts if line["kind"] == "start"] == [0, 1], "continued from step 1"
 
 
 def test_paired_differences_and_their_interval() -> None:
@@ -212,3 +234,8 @@ def test_variants_of_a_seed_start_from_the_same_weights_and_see_the_same_batches
     for a, b in zip(baseline_batches, full_batches, strict=True):
         assert a["name"] == b["name"] and torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
     assert not torch.equal(baseline_batches[0]["image"], other_batches[0]["image"]), "another seed, other batches"
+
+
+def test_verdict_reads_the_interval() -> None:
+    assert verdict(0.001, 0.02) == "helps" and verdict(-0.02, -0.001) == "hurts"
+    assert verdict(-0.01, 0.01) == "cannot be told apart" and verdict(None, None) == "no interval"

@@ -501,3 +501,35 @@ def test_chapter_model_without_weights_is_random_and_says_so(fasseg_root, tmp_pa
     synthetic = viz.chapter_model(None, directory=tmp_path / "missing", num_synthetic=2)
     assert not synthetic.trained and synthetic.schema.name == LAPA.name and len(synthetic.dataset) == 2
     assert synthetic.predictor.model.config["top_k"] == viz.UNTRAINED_CONFIG["top_k"]
+
+
+def test_paired_figure_draws_one_line_per_seed_and_an_interval_per_variant():
+    from agrnet.experiments import paired
+
+    runs = [
+        {"variant": variant, "seed": seed, "metrics": {"test": {"mean_f1": base + 0.01 * seed}}}
+        for seed in range(3)
+        for variant, base in (("baseline", 0.80), ("full", 0.82))
+    ]
+    results = {"variants": {"baseline": {}, "full": {}}, "reference": "baseline", "runs": runs}
+    results["paired"] = paired(runs, "baseline")
+    figure = viz.paired_figure(results)
+    left, right = figure.axes
+    assert len(left.lines) == 3 + 1, "three seeds and the means"
+    assert [t.get_text() for t in left.get_yticklabels()] == ["baseline", "full"]
+    assert len(right.containers) == 1, "one interval: full against the baseline"
+    assert viz.figure_problems(figure) == []
+
+
+def test_curves_figure_draws_each_runs_curve_in_its_variants_colour():
+    curve = [{"step": s, "final": 1.0 / s, "diagnostics": {"own_class": 0.1 * s, "p_entropy": 0.9,
+                                                          "grad_norm": 2.0}} for s in (1, 2, 3)]  # fmt: skip
+    runs = [{"variant": v, "seed": seed, "curve": curve} for v in ("baseline", "full") for seed in (0, 1)]
+    results = {"variants": {"baseline": {}, "full": {}}, "runs": runs}
+    figure = viz.curves_figure(results)
+    panels = [ax for ax in figure.axes if ax.lines]
+    assert len(panels) == 4 and all(len(ax.lines) == 4 for ax in panels)
+    assert panels[1].lines[0].get_ydata().tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert viz.figure_problems(figure) == []
+    with pytest.raises(ValueError, match="curve"):
+        viz.curves_figure({"variants": {}, "runs": [{"variant": "x", "seed": 0}]})

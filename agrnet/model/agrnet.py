@@ -198,11 +198,11 @@ class AGRNet(nn.Module):
 
         Inputs are checked where it costs nothing per training step: the shape and a floating-point dtype always
         (a ValueError otherwise: uint8 images would be normalised as if 255 were 1); values only in eval mode
-        (inference, evaluation, validation), and not while tracing, compiling or exporting: one ``aminmax``
-        reduction and one copy of two numbers to the host, a ValueError for NaN or inf, and a warning, once per
-        model, for values outside [0, 1] (an image in 0 ... 255). Training batches skip the value check, which would
-        make every step wait for the device; their data come from the readers, which give [0, 1], and a NaN there
-        stops the run at the loss check of ``agrnet.train``.
+        (inference, evaluation, validation), and not on meta tensors or while tracing, compiling or exporting: one
+        ``aminmax`` reduction and one copy of two numbers to the host, a ValueError for NaN or inf, and a warning,
+        once per model, for values outside [0, 1] (an image in 0 ... 255). Training batches skip the value check,
+        which would make every step wait for the device; their data come from the readers, which give [0, 1], and a
+        NaN there stops the run at the loss check of ``agrnet.train``.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected N x 3 x H x W, got shape {tuple(images.shape)}")
@@ -211,7 +211,7 @@ class AGRNet(nn.Module):
                 f"images: expected floating-point values in [0, 1], got {images.dtype} (pass uint8 images as "
                 "images.float() / 255)"
             )
-        if not self.training and images.numel() and not _tracing():
+        if not self.training and images.numel() and images.device.type != "meta" and not _tracing():
             self._check_values(images)
         size = (images.shape[-2], images.shape[-1])
         taps = self.backbone((images - self.mean) / self.std)
