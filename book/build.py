@@ -1,11 +1,14 @@
 """Build the executable book: papermill runs every notebook of ``_toc.yml``, then jupyter-book renders the HTML.
 
-    python book/build.py [--params FILE] [--only NAME ...] [--train-model] [--no-html] [--no-check]
+    python book/build.py [--params FILE] [--only NAME ...] [--train-model] [--reuse-executed] [--no-html] [--no-check]
 
 1. The build tree ``_build/src`` gets ``_config.yml``, ``_toc.yml`` and everything in ``book/`` but the notebooks.
 2. papermill executes each notebook into ``_build/src/book/`` with its working directory in ``book/`` (as in
    JupyterLab and nbval), on the ``python3`` kernel of the running environment. Parameters come from the
-   notebook's own ``parameters`` cell (which adapts to the machine) unless ``--params`` overrides them.
+   notebook's own ``parameters`` cell (which adapts to the machine) unless ``--params`` overrides them. With
+   ``--reuse-executed``, a notebook that nbval has just run through (``make test``; ``book/conftest.py`` keeps its
+   outputs in ``_build/executed/``) is taken from there instead, when it was run from the same source and without
+   parameters; CI builds that way, so no notebook is executed twice.
 3. ``jupyter-book build`` renders ``_build/src`` into ``_build/html`` with warnings treated as errors.
 4. ``book/check_html.py`` opens every chapter in headless Chromium when a Chromium is installed.
 
@@ -18,6 +21,7 @@ graph chapters picture the shipped trained weights, ``agrnet.viz.chapter_model``
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -36,6 +40,8 @@ TOC = ROOT / "_toc.yml"
 CONFIG = ROOT / "_config.yml"
 KERNEL = "python3"
 #: The losses and evaluation chapters' small model: ``agrnet train --preset synthetic --out .cache/book/synthetic``.
+EXECUTED = BUILD / "executed"
+"""Where ``book/conftest.py`` keeps the notebooks nbval ran (``--reuse-executed`` takes them from there)."""
 BOOK_MODEL_RUN = ROOT / ".cache" / "book" / "synthetic"
 SUFFIXES = (".ipynb", ".md")
 
@@ -134,11 +140,39 @@ def execute(notebook: Path, parameters: dict[str, Any]) -> tuple[float, str | No
     return time.perf_counter() - start, None
 
 
-def run_notebooks(selected: list[Path], parameter_file: dict[str, dict[str, Any]]) -> list[str]:
-    """Execute ``selected`` in order; print and record timings; return the failures, one line each."""
+def source_digest(path: Path) -> str:
+    """The sha256 of a notebook file, which an executed copy in ``EXECUTED`` records as ``agrnet_source_sha256``."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def executed_copy(notebook: Path, executed: Path | None = None) -> Path | None:
+    """nbval's execution of ``notebook`` in ``executed`` (default ``EXECUTED``, written by ``book/conftest.py``),
+    when it ran this very source and holds no error output; else None."""
+    import nbformat
+
+    copy = (executed or EXECUTED) / notebook.name
+    if not copy.is_file():
+        return None
+    ran = nbformat.read(copy, as_version=4)
+    if ran.metadata.get("agrnet_source_sha256") != source_digest(notebook):
+        return None
+    outputs = [output for cell in ran.cells if cell.cell_type == "code" for output in cell.outputs]
+    return None if any(output.output_type == "error" for output in outputs) else copy
+
+
+def run_notebooks(
+    selected: list[Path], parameter_file: dict[str, dict[str, Any]], reuse: bool = False
+) -> list[str]:
+    """Execute ``selected`` in order (or, with ``reuse``, take nbval's execution of those it ran without
+    parameters); print and record timings; return the failures, one line each."""
     failures, times = [], {}
     for notebook in selected:
         parameters = {**parameter_file.get("*", {}), **parameter_file.get(notebook.stem, {})}
+        copy = executed_copy(notebook) if reuse and not parameters else None
+        if copy is not None:
+            shutil.copy2(copy, SOURCE / notebook.relative_to(ROOT))
+            print(f"reusing nbval's execution of {notebook.relative_to(ROOT)} ({copy})", flush=True)
+            continue
         shown = f" with {parameters}" if parameters else ""
         print(f"executing {notebook.relative_to(ROOT)}{shown}", flush=True)
         seconds, error = execute(notebook, parameters)
@@ -173,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, help="YAML/JSON file: notebook name or '*' -> parameters")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (by name)")
     parser.add_argument("--train-model", action="store_true", help="train the graph chapters' model if missing")
+    parser.add_argument(
+        "--reuse-executed", action="store_true",
+        help="take the notebooks nbval just ran (make test) from _build/executed/ instead of executing them again",
+    )  # fmt: skip
     parser.add_argument("--no-html", action="store_true", help="execute the notebooks, skip jupyter-book")
     parser.add_argument("--no-check", action="store_true", help="skip the headless-Chromium check")
     args = parser.parse_args(argv)
@@ -189,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         train_book_model()
 
     prepare_source_tree()
-    failures = run_notebooks(selected, parameter_file)
+    failures = run_notebooks(selected, parameter_file, reuse=args.reuse_executed)
     if failures:
         print("notebooks that failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """`agrnet experiment`: trainings of a fixed number of steps on a tiny FASSEG-layout tree, scores per yaw, paired
 differences, the results file, resuming."""
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -18,7 +19,17 @@ from agrnet.data.datasets import FASSEG
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
-from agrnet.experiments import EXPERIMENTS, Variant, paired, run_folder, run_settings, summarise
+from agrnet.experiments import (
+    EXPERIMENTS,
+    Variant,
+    command_line,
+    configure_parser,
+    paired,
+    run_experiment,
+    run_folder,
+    run_settings,
+    summarise,
+)
 from agrnet.stats import verdict
 from agrnet.train import Trainer, train
 
@@ -128,17 +139,17 @@ def test_domain_gap_trains_its_steps_scores_by_yaw_and_resumes(
     assert again["history"][0]["wall_time_s"] == pytest.approx(results["wall_time_s"])
 
 
-@pytest.mark.slow
-def test_a_time_cap_stops_a_run_and_the_file_says_so(tiny_fasseg: Path, tmp_path: Path) -> None:
-    out = tmp_path / "main.json"
-    argv = ["experiment", "fasseg-main", "--seeds", "0", "--time-cap-minutes", "0.01", *TINY, "--set", "steps=5000"]
-    argv += ["--set", "num_val_images=1", "--set", "train_split=train", "--data-root", str(tiny_fasseg)]
-    assert cli_main([*argv, "--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 0
-    results = json.loads(out.read_text())
-    (run,) = results["runs"]
-    assert run["stopped_by"] == "time_cap" and 1 <= run["steps"] < run["steps_planned"] == 5000
-    assert results["time_cap_minutes"] == 0.01 and run["settings"]["time_cap_s"] == pytest.approx(0.6)
-    assert "--time-cap-minutes 0.01" in results["command"]
+def test_a_time_cap_reaches_every_run_and_the_command(tiny_fasseg: Path, tmp_path: Path) -> None:
+    """The cap itself is the trainer's (tests/test_train.py); the experiment passes it to every run's settings."""
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    args = parser.parse_args(["fasseg-main", "--time-cap-minutes", "0.5", "--data-root", str(tiny_fasseg)])
+    assert "--time-cap-minutes 0.5" in command_line(args)
+    with pytest.raises(ValueError, match="--time-cap-minutes"):
+        run_experiment(parser.parse_args(["fasseg-main", "--time-cap-minutes", "0"]))
+    overrides = {"time_cap_s": 30.0}
+    settings = run_settings(EXPERIMENTS["fasseg-main"], Variant(), overrides, 0)
+    assert settings["time_cap_s"] == 30.0 and preset_config("fasseg", **settings).time_cap_s == 30.0
 
 
 @pytest.mark.slow
@@ -169,12 +180,6 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     assert difference["low"] <= difference["mean"] <= difference["high"]
     assert "baseline" not in results["paired"]
 
-    # --fresh trains it again and replaces the file instead of adding to it.
-    again = ["--seeds", "0", "--variants", "baseline", "--runs-dir", str(tmp_path / "again"), "--fresh"]
-    assert cli_main([*argv, *again]) == 0
-    (rerun,) = json.loads(out.read_text())["runs"]
-    assert rerun["run_dir"].startswith(str(tmp_path / "again")) and len(json.loads(out.read_text())["history"]) == 1
-
 
 @pytest.mark.slow
 def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path, tmp_path: Path) -> None:
@@ -190,6 +195,12 @@ def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path
     assert run["run_dir"] == str(folder) and run["steps"] == 3
     starts = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in starts if line["kind"] == "start"] == [0, 1], "continued from step 1"
+
+    # --fresh trains it again from scratch, in a new run folder, and replaces the file instead of adding to it.
+    assert cli_main([*argv, "--runs-dir", str(tmp_path / "runs"), "--fresh"]) == 0
+    results = json.loads((tmp_path / "main.json").read_text())
+    starts = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in starts if line["kind"] == "start"] == [0] and len(results["history"]) == 1
 
 
 def test_paired_differences_and_their_interval() -> None:

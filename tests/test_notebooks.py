@@ -218,3 +218,24 @@ def test_restricted_datasets_are_off_unless_asked_for() -> None:
         assert "SHOW_RESTRICTED_DATA" not in text, f"{workflow.name} must not show CelebAMask-HQ or LIP samples"
         for params in re.findall(r"--params[= ]+([^\s\"']+)", text):
             assert "SHOW_RESTRICTED_DATA" not in (ROOT / params).read_text(), f"{workflow.name}: {params}"
+
+
+def test_nbvals_executions_are_reused_only_for_the_source_they_ran(tmp_path: Path) -> None:
+    conftest = _load("conftest")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1"), nbformat.v4.new_code_cell("x")])
+    source = tmp_path / "chapter.ipynb"
+    nbformat.write(notebook, source)
+    result = nbformat.v4.new_output("execute_result", data={"text/plain": "2"})
+    stream = nbformat.v4.new_output("stream", name="stdout", text="hi\n")
+    executed = tmp_path / "executed"
+    assert conftest.write_executed(source, {0: [result]}, executed) is None, "a cell that did not run"
+    copy = conftest.write_executed(source, {0: [result], 1: [stream]}, executed)
+    ran = nbformat.read(copy, as_version=4)
+    nbformat.validate(ran)
+    assert [len(cell.outputs) for cell in ran.cells] == [1, 1] and ran.cells[0].outputs[0].execution_count == 1
+    assert build.executed_copy(source, executed) == copy
+    source.write_text(source.read_text().replace("1 + 1", "1 + 2"))
+    assert build.executed_copy(source, executed) is None, "the source changed since nbval ran it"
+    error = nbformat.v4.new_output("error", ename="ValueError", evalue="no", traceback=[])
+    conftest.write_executed(source, {0: [result], 1: [error]}, executed)
+    assert build.executed_copy(source, executed) is None, "an error output is never reused"
