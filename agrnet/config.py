@@ -34,7 +34,9 @@ class TrainConfig:
 
     Model: the ``AGRNet`` arguments (``output_stride`` 8 is the paper's, 16 ours for CPUs; ``edge_gate`` and
     ``detach_edge`` are the authors' code's departures from the paper, off by default); ``pretrained_backbone``
-    "imagenet" loads torchvision's weights (the paper initialises from ImageNet), None trains from scratch.
+    "imagenet" loads torchvision's weights (the paper initialises from ImageNet), "weights:NAME" the backbone of the
+    shipped weights NAME (``agrnet.weights``; our stand-in for ImageNet offline), a path a ResNet state dict, None
+    trains from scratch.
     ``freeze_bn`` keeps BatchNorm layers on their running statistics (for tiny per-device batches, or to make CPU
     DDP match a single process: SyncBatchNorm needs CUDA).
 

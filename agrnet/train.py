@@ -62,6 +62,7 @@ from agrnet.files import BadFileError, check_writable, remove_stale_temporaries,
 from agrnet.losses import AGRNetLoss
 from agrnet.model import AGRNet
 from agrnet.runtime import AMP_CHOICES, PrecisionChoice, choose_precision
+from agrnet.weights import resolve_backbone
 
 DIAGNOSTICS = (*GRAPH_DIAGNOSTICS, "grad_norm")
 """The per-step values logged under ``"diagnostics"`` (``agrnet.diagnostics``; the gradient norm before clipping)."""
@@ -269,7 +270,7 @@ class Trainer:
 
     def _build_model(self) -> AGRNet:
         config = self.config
-        model = AGRNet(**self._model_options(), pretrained_backbone=config.pretrained_backbone)
+        model = AGRNet(**self._model_options(), pretrained_backbone=resolve_backbone(config.pretrained_backbone))
         device = self.context.device
         if self.context.is_distributed and not config.freeze_bn:
             if device.type == "cuda":

@@ -34,7 +34,7 @@ from torch import nn
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
-from agrnet.files import atomic_write, write_json
+from agrnet.files import atomic_write, default_cache_dir, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "trained"
 ENV_VAR = "AGRNET_WEIGHTS_DIR"
@@ -147,6 +147,32 @@ class ModelWeights:
         except RuntimeError as error:
             raise RuntimeError(f"weights {self.name}: {self.path} does not fit its model_config: {error}") from error
         return model.to(map_location).eval(), self.label_schema
+
+
+WEIGHTS_PREFIX = "weights:"
+"""``pretrained_backbone="weights:NAME"`` starts a training from the backbone of the shipped weights NAME."""
+
+
+def backbone_file(name: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    """The backbone of the shipped weights ``name`` as a torchvision ResNet state dict (what ``pretrained_backbone``
+    takes), written once under ``agrnet.files.default_cache_dir()/backbones/`` and named by the weights' sha256."""
+    entry = get(name, directory)
+    path = default_cache_dir() / "backbones" / f"{entry.name}-{entry.sha256[:16]}.pt"
+    if not path.is_file():
+        state = {key.removeprefix("backbone."): value for key, value in entry.get_state_dict().items()
+                 if key.startswith("backbone.")}  # fmt: skip
+        torchvision_names = {"stem.0.": "conv1.", "stem.1.": "bn1."}
+        for ours, theirs in torchvision_names.items():
+            state = {(theirs + k.removeprefix(ours) if k.startswith(ours) else k): v for k, v in state.items()}
+        atomic_write(path, lambda file: torch.save(state, file))
+    return path
+
+
+def resolve_backbone(pretrained: str | None) -> str | None:
+    """``pretrained_backbone`` with a ``weights:NAME`` value replaced by ``backbone_file(NAME)``; others as given."""
+    if pretrained is None or not str(pretrained).startswith(WEIGHTS_PREFIX):
+        return pretrained
+    return str(backbone_file(str(pretrained).removeprefix(WEIGHTS_PREFIX)))
 
 
 def state_from_bytes(data: bytes) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from agrnet.checkpoint import load_model
 from agrnet.cli import main
 from agrnet.config import preset_config
 from agrnet.data.labels import LAPA
+from agrnet.model import AGRNet
 from agrnet.predict import Predictor
 from agrnet.train import config_from_args
 from agrnet.train import configure_parser as train_parser
@@ -226,3 +227,16 @@ def test_every_shipped_entry_verifies_and_loads():
         assert entry.sha256 in card and entry.command in card
     expected = {f"{name}{suffix}" for name in entries for suffix in (".json", ".md", ".safetensors")}
     assert {p.name for p in folder.iterdir()} == expected | {"README.md"}
+
+
+def test_a_training_can_start_from_the_backbone_of_shipped_weights(registry, monkeypatch):
+    monkeypatch.setenv("AGRNET_WEIGHTS_DIR", str(registry))
+    model, _ = weights.load(NAME)
+    path = weights.resolve_backbone(f"weights:{NAME}")
+    assert path == str(weights.backbone_file(NAME)) and weights.resolve_backbone("imagenet") == "imagenet"
+    assert weights.resolve_backbone(None) is None
+    fresh = AGRNet(LAPA.num_classes, backbone="resnet18", channels=8, pretrained_backbone=path)
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(fresh.backbone.state_dict()[key], value), key
+    with pytest.raises(weights.UnknownWeightsError):
+        weights.resolve_backbone("weights:nothing-like-this")
