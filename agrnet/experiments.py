@@ -49,7 +49,7 @@ from agrnet.data.datasets import build_dataset
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
 from agrnet.files import write_json
-from agrnet.losses import TERMS
+from agrnet.losses import AUTHORS_WEIGHTS, TERMS
 from agrnet.metrics import ConfusionMatrix
 from agrnet.runtime import native_bf16
 from agrnet.stats import paired_difference
@@ -140,6 +140,19 @@ EXPERIMENTS: dict[str, Experiment] = {
         "book/results/fasseg_ablation.json",
         SHORT_PROTOCOL,
         reference="baseline",
+    ),
+    "fasseg-authors": Experiment(
+        {
+            "full": Variant(),
+            "edge-gated reprojection": Variant({"edge_gate": True}),
+            "detached edge map": Variant({"detach_edge": True}),
+            "authors' loss weights": Variant({"loss_weights": AUTHORS_WEIGHTS}),
+            "all three": Variant({"edge_gate": True, "detach_edge": True, "loss_weights": AUTHORS_WEIGHTS}),
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_authors.json",
+        SHORT_PROTOCOL,
+        reference="full",
     ),
     "fasseg-domain-gap": Experiment(
         {
@@ -318,8 +331,9 @@ def run_pool(jobs: int) -> ProcessPoolExecutor:
 
 def run_folder(parent: Path, variant: str, settings: Mapping[str, Any]) -> Path:
     """The run folder of one training: ``<variant>-seed<seed>-<hash of its settings>`` under ``parent``, the same
-    for the same training whenever it runs, so an experiment that was killed continues each unfinished training
-    from its ``last.pt`` (``resume="auto"``) instead of starting it again."""
+    for the same training whenever and in whichever experiment it runs: an experiment that was killed continues
+    each unfinished training from its ``last.pt`` (``resume="auto"``), and two experiments that share a training
+    (the full model of the ablation and of the authors' variants) train it once."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     name = re.sub(r"[^\w+-]+", "_", variant)
     return parent / f"{name}-seed{settings['seed']}-{digest}"
@@ -425,7 +439,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"{args.experiment}: {name} seed {seed} is already in {out}, skipped", file=sys.stderr)
                 continue
             config = preset_config("fasseg", **settings, data_root=str(args.data_root), resume="auto")
-            folder = run_folder(args.runs_dir / args.experiment, name, settings)
+            folder = run_folder(args.runs_dir, name, settings)
             if args.fresh and folder.exists():
                 shutil.rmtree(folder)
             config.out = str(folder)

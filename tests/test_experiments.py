@@ -180,6 +180,17 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     assert difference["low"] <= difference["mean"] <= difference["high"]
     assert "baseline" not in results["paired"]
 
+    # The authors' experiment shares its reference, the full model, with the ablation: trained once.
+    authors = [word if word != "fasseg-ablation" else "fasseg-authors" for word in argv]
+    authors[authors.index("--out") + 1] = str(tmp_path / "authors.json")
+    assert cli_main([*authors, "--seeds", "0", "--variants", "full", "--runs-dir", str(tmp_path / "runs")]) == 0
+    (shared,) = json.loads((tmp_path / "authors.json").read_text())["runs"]
+    (trained,) = [run for run in results["runs"] if run["variant"] == "full" and run["seed"] == 0]
+    assert shared["run_dir"] == trained["run_dir"]
+    assert shared["metrics"]["test"]["mean_f1"] == trained["metrics"]["test"]["mean_f1"]
+    log = [json.loads(line) for line in (Path(trained["run_dir"]) / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in log if line["kind"] == "start"] == [0, 2], "no step trained again"
+
 
 @pytest.mark.slow
 def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path, tmp_path: Path) -> None:
@@ -187,7 +198,7 @@ def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path
     argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(tmp_path / "main.json")]
     overrides = {**TINY_SETTINGS, "steps": 3, "num_val_images": 1, "train_split": "train"}
     settings = run_settings(EXPERIMENTS["fasseg-main"], Variant(), overrides, 0)
-    folder = run_folder(tmp_path / "runs" / "fasseg-main", "full", settings)
+    folder = run_folder(tmp_path / "runs", "full", settings)
     # What a killed experiment leaves: the run folder with a checkpoint at step 1 of 3.
     train(preset_config("fasseg", **settings, data_root=str(tiny_fasseg), out=str(folder), stop_after=1))
     assert cli_main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 0
