@@ -4,6 +4,7 @@ differences, the results file, resuming."""
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,11 @@ def _face(path_rgb: Path, path_label: Path, rng: np.random.Generator) -> None:
     path_label.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path_rgb)
     Image.fromarray(colours).save(path_label)
+
+
+def resident_mib() -> float:
+    """This process's resident memory now (Linux), in MiB."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @pytest.fixture
@@ -158,8 +164,11 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     argv = ["experiment", "fasseg-ablation", "--set", "steps=2", *TINY, "--set", "num_val_images=1"]
     argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(out)]
     chosen = ["--seeds", "0", "1", "--variants", "baseline", "full", "--jobs", "2"]
+    before = resident_mib()
     assert cli_main([*argv, *chosen, "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert resident_mib() - before < 100, "four trainings, each in its own process, leave no memory behind here"
     results = json.loads(out.read_text())
+    assert all(run["peak_rss_mib"] > 0 for run in results["runs"])
     assert [(run["variant"], run["seed"]) for run in results["runs"]] == [
         ("baseline", 0), ("full", 0), ("baseline", 1), ("full", 1),
     ], "two trainings at a time, recorded in the planned order"  # fmt: skip
