@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("agrnet.download", "download, verify and unpack FASSEG (the public dataset) into data/fasseg"),
     "bench": ("agrnet.bench", "time training and inference, report peak memory"),
     "complexity": ("agrnet.model.flops", "FLOPs and parameters per part (Table I(d))"),
-    "experiment": ("agrnet.experiments", "FASSEG experiments on real faces under a time budget (Tables I, IV)"),
+    "experiment": ("agrnet.experiments", "FASSEG experiments on real faces on a fixed step protocol (Tables I, IV)"),
     "weights": ("agrnet.weights", "trained weights shipped with agrnet: list, show, export, retrain"),
 }
 

@@ -57,8 +57,8 @@ def sha256(data: bytes) -> str:
 class ModelWeights:
     """One trained model: where its file is, how to check and rebuild it, how it was trained and how well it does.
 
-    ``name`` is the lowercase command-line name (``fasseg-resnet18-os16``); ``key`` the enum-style spelling
-    (``FASSEG_RESNET18_OS16``); both are accepted by ``get``. ``metrics`` holds ``dataset`` and ``split`` beside the
+    ``name`` is the lowercase command-line name (``fasseg-resnet18``); ``key`` the enum-style spelling
+    (``FASSEG_RESNET18``); both are accepted by ``get``. ``metrics`` holds ``dataset`` and ``split`` beside the
     scores (fractions in [0, 1]); ``command`` and ``commit`` retrain the model, ``train_config`` is its
     ``TrainConfig`` as a dict; ``fp16_max_abs_logit_diff`` is what the fp16 storage changed in the logits at export.
     """
@@ -84,7 +84,7 @@ class ModelWeights:
 
     @property
     def key(self) -> str:
-        """The enum-style name, e.g. ``FASSEG_RESNET18_OS16``."""
+        """The enum-style name, e.g. ``FASSEG_RESNET18``."""
         return self.name.upper().replace("-", "_")
 
     @property
@@ -382,7 +382,7 @@ def export_weights(
     from agrnet.model import AGRNet
 
     if not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"--name {name!r}: expected lowercase letters, digits and hyphens, e.g. fasseg-resnet18-os16")
+        raise ValueError(f"--name {name!r}: expected lowercase letters, digits and hyphens, e.g. fasseg-resnet18")
     folder = weights_dir(out_dir)
     if (folder / f"{name}.json").exists() and not overwrite:
         raise FileExistsError(f"weights {name}: {folder / f'{name}.json'} exists; pass --force to replace it")
@@ -463,7 +463,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", help="the trained models: name, schema, metric, size, training data, terms")
     show = actions.add_parser("show", help="print a model card")
-    show.add_argument("name", help="entry name, e.g. fasseg-resnet18-os16")
+    show.add_argument("name", help="entry name, e.g. fasseg-resnet18")
     export = actions.add_parser("export", help="write an entry (fp16 safetensors, metadata, card) from a checkpoint")
     export.add_argument("checkpoint", type=Path, help="checkpoint written by `agrnet train` (last.pt or best.pt)")
     export.add_argument("--name", required=True, help="entry name: lowercase letters, digits, hyphens")
