@@ -19,6 +19,8 @@ Values a variant does not have (no graph, no edge module) are NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -74,3 +76,38 @@ def graph_diagnostics(
         if output.edge_logits is not None:
             values[3] = torch.sigmoid(output.edge_logits.float()).mean()
     return torch.stack([value.float() for value in values])
+
+
+SUMMARY_TERMS = ("final", "own_class", "p_entropy", "edge_mean", "grad_norm")
+"""What ``curve_summary`` reads from the end of each training curve: L_final and the diagnostics above."""
+
+
+def _curve_value(point: Mapping[str, Any], key: str) -> float | None:
+    value = point.get(key, point.get("diagnostics", {}).get(key))
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def curve_summary(results: Mapping[str, Any], split: str = "test", tail: float = 0.1) -> list[dict[str, Any]]:
+    """One row per variant of an experiment's results file: its seeds, the lowest, mean and highest mean F1 on
+    ``split`` over them, and the mean over seeds of each ``SUMMARY_TERMS`` value averaged over the last ``tail``
+    share of the training curve (None where the variant lacks the part). A variant that learns unstably shows a
+    wide F1 range beside an L_final, a share of own-class vertices or an entropy of P unlike the others'."""
+    rows = []
+    for variant in results["variants"]:
+        runs = [run for run in results["runs"] if run["variant"] == variant and split in run["metrics"]]
+        if not runs:
+            continue
+        scores = [run["metrics"][split]["mean_f1"] for run in runs]
+        row: dict[str, Any] = {"variant": variant, "seeds": [run["seed"] for run in runs],
+                               "mean_f1": (min(scores), sum(scores) / len(scores), max(scores))}  # fmt: skip
+        for key in SUMMARY_TERMS:
+            ends = []
+            for run in runs:
+                curve = run.get("curve") or []
+                start = len(curve) - max(1, round(tail * len(curve)))
+                end = curve[max(0, start):]
+                values = [v for v in (_curve_value(point, key) for point in end) if v is not None]
+                ends += [sum(values) / len(values)] if values else []
+            row[key] = sum(ends) / len(ends) if ends else None
+        rows.append(row)
+    return rows

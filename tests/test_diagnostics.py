@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from agrnet.diagnostics import NAMES, graph_diagnostics, projection_entropy, vertices_on_own_class
+from agrnet.diagnostics import NAMES, curve_summary, graph_diagnostics, projection_entropy, vertices_on_own_class
 from agrnet.losses import AUTHORS_WEIGHTS, PAPER_WEIGHTS, TERMS
 from agrnet.model import AGRNet
 
@@ -66,3 +66,24 @@ def test_authors_loss_weights_by_term() -> None:
     assert dict(zip(TERMS, AUTHORS_WEIGHTS, strict=True)) == {
         "raw": 1.0, "edge": 1.0, "boundary": 1.0, "final": 1.0, "discriminative": 0.5,
     }  # fmt: skip
+
+
+def test_curve_summary_reads_the_end_of_each_curve_and_the_range_of_scores():
+    def run(variant, seed, f1, finals, own=None):
+        curve = [{"step": i + 1, "final": value, "diagnostics": {"own_class": own, "grad_norm": 1.0}}
+                 for i, value in enumerate(finals)]  # fmt: skip
+        return {"variant": variant, "seed": seed, "metrics": {"test": {"mean_f1": f1}}, "curve": curve}
+
+    results = {"variants": ["baseline", "full", "unrun"], "runs": [
+        run("baseline", 0, 0.8, [9.0] * 9 + [1.0], own=float("nan")),
+        run("baseline", 1, 0.9, [9.0] * 9 + [3.0], own=float("nan")),
+        run("full", 0, 0.5, [4.0] * 10, own=0.5),
+    ]}  # fmt: skip
+    rows = curve_summary(results, tail=0.1)
+    assert [row["variant"] for row in rows] == ["baseline", "full"]
+    baseline, full = rows
+    assert baseline["seeds"] == [0, 1] and baseline["mean_f1"] == pytest.approx((0.8, 0.85, 0.9))
+    assert baseline["final"] == pytest.approx(2.0)  # the last tenth of each curve, then the mean over seeds
+    assert baseline["own_class"] is None and full["own_class"] == pytest.approx(0.5)  # NaN: the part is missing
+    assert full["grad_norm"] == 1.0 and full["p_entropy"] is None
+    assert curve_summary(results, tail=0.5)[0]["final"] == pytest.approx((4 * 9 + 1 + 4 * 9 + 3) / 10)
