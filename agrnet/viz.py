@@ -448,8 +448,9 @@ def paired_figure(results: Mapping[str, Any], split: str = "test") -> Figure:
     """A paired experiment's results file (``agrnet experiment``, with a ``reference`` variant): on the left the
     mean F1 of every variant, one line per seed joining its variants and the mean over seeds in black; on the right
     each other variant's paired difference to the reference on ``split`` with its 95 % interval (from the file's
-    ``paired`` entry), against a line at zero."""
-    variants = list(results["variants"])
+    ``paired`` entry), against a line at zero. Variants with no run yet are left out."""
+    trained = {run["variant"] for run in results["runs"]}
+    variants = [name for name in results["variants"] if name in trained]
     reference = results["reference"]
     seeds = sorted({run["seed"] for run in results["runs"]})
     if not seeds:
@@ -466,7 +467,7 @@ def paired_figure(results: Mapping[str, Any], split: str = "test") -> Figure:
     left.set_yticks(positions, variants)
     left.invert_yaxis()
     left.set_xlabel(f"mean F1 on {split} (%)")
-    left.set_title(f"{len(seeds)} seeds, one grey line each")
+    left.set_title(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}, one grey line each")
     paired = results.get("paired", {})
     for position, variant in enumerate(variants):
         difference = paired.get(variant, {}).get(split)

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -519,6 +520,17 @@ def test_paired_figure_draws_one_line_per_seed_and_an_interval_per_variant():
     assert [t.get_text() for t in left.get_yticklabels()] == ["baseline", "full"]
     assert len(right.containers) == 1, "one interval: full against the baseline"
     assert viz.figure_problems(figure) == []
+
+
+def test_paired_figure_leaves_out_variants_with_no_run_yet():
+    runs = [{"variant": "baseline", "seed": 0, "metrics": {"test": {"mean_f1": 0.8}}}]
+    results = {"variants": {"baseline": {}, "+edge": {}, "full": {}}, "reference": "baseline", "runs": runs}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty slice for the pending variants
+        figure = viz.paired_figure(results)
+    left, _ = figure.axes
+    assert [t.get_text() for t in left.get_yticklabels()] == ["baseline"]
+    assert left.get_title() == "1 seed, one grey line each"
 
 
 def test_curves_figure_draws_each_runs_curve_in_its_variants_colour():
