@@ -82,7 +82,8 @@ SUMMARY_TERMS = ("final", "own_class", "p_entropy", "edge_mean", "grad_norm")
 """What ``curve_summary`` reads from the end of each training curve: L_final and the diagnostics above."""
 
 
-def _curve_value(point: Mapping[str, Any], key: str) -> float | None:
+def curve_value(point: Mapping[str, Any], key: str) -> float | None:
+    """A loss term or diagnostic of one point of a results file's training curve; None where absent or NaN."""
     value = point.get(key, point.get("diagnostics", {}).get(key))
     return None if value is None or math.isnan(value) else float(value)
 
@@ -106,7 +107,7 @@ def curve_summary(results: Mapping[str, Any], split: str = "test", tail: float =
                 curve = run.get("curve") or []
                 start = len(curve) - max(1, round(tail * len(curve)))
                 end = curve[max(0, start):]
-                values = [v for v in (_curve_value(point, key) for point in end) if v is not None]
+                values = [v for v in (curve_value(point, key) for point in end) if v is not None]
                 ends += [sum(values) / len(values)] if values else []
             row[key] = sum(ends) / len(ends) if ends else None
         rows.append(row)

@@ -42,7 +42,7 @@ from agrnet.data.edges import label_edges
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.labels import LAPA, LabelSchema
 from agrnet.data.synthetic import SyntheticFaces
-from agrnet.diagnostics import label_at_grid
+from agrnet.diagnostics import curve_value, label_at_grid
 from agrnet.evaluate import table_columns
 from agrnet.metrics import ConfusionMatrix
 from agrnet.model import AGRNet, AGRNetOutput
@@ -511,7 +511,7 @@ def curves_figure(results: Mapping[str, Any], panels: Mapping[str, str] = CURVE_
     axes = np.atleast_1d(figure.subplots(rows, 2, sharex=True)).flatten()
     for ax, (key, title) in zip(axes, panels.items(), strict=False):
         for run in runs:
-            points = [(p["step"], p.get(key, p.get("diagnostics", {}).get(key))) for p in run["curve"]]
+            points = [(p["step"], curve_value(p, key)) for p in run["curve"]]
             points = [(step, value) for step, value in points if value is not None]
             if points:
                 ax.plot(*zip(*points, strict=True), color=colours[run["variant"]], linewidth=1, alpha=0.8)
