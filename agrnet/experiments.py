@@ -12,8 +12,9 @@ finished; running the same command again skips the runs the file already holds w
 
 Paired design: variants of one seed start from the same initial weights in every part they share (``AGRNet``
 seeds each part on its own) and see the same batches in the same order (the sampler and the augmentation are
-seeded by the run's seed after the model is built), so a difference between two variants of a seed is the
-effect of the parts that differ, not of the draw.
+seeded by the run's seed after the model is built) in one precision (``experiment_precision``: probed once,
+then kept by every later piece, whichever machine runs it), so a difference between two variants of a seed is
+the effect of the parts that differ, not of the draw.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from agrnet.losses import AUTHORS_WEIGHTS, TERMS
 from agrnet.metrics import ConfusionMatrix
 from agrnet.runtime import native_bf16
 from agrnet.stats import paired_difference
-from agrnet.train import NonFiniteLossError, train
+from agrnet.train import NonFiniteLossError, choose_run_precision, train
 
 DEFAULT_ROOT = Path("../shared/data/fasseg")
 PROTOCOL: dict[str, Any] = {
@@ -372,6 +373,37 @@ def run_settings(experiment: Experiment, variant: Variant, overrides: Mapping[st
     return json.loads(json.dumps(settings))
 
 
+def concrete_settings(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded run's settings with an "auto" ``amp`` or ``channels_last`` replaced by the precision it trained
+    with (files written before experiments fixed their precision hold "auto")."""
+    settings, precision = dict(run["settings"]), run.get("precision") or {}
+    for key in ("amp", "channels_last"):
+        if settings.get(key) == "auto" and key in precision:
+            settings[key] = precision[key]
+    return settings
+
+
+def experiment_precision(
+    experiment: Experiment, overrides: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``amp`` and ``channels_last`` of every run of ``experiment``, fixed once so that the variants of a seed
+    differ only in their own settings on whichever machine each trains: as set (``--set``); else as the first run
+    the results file holds was trained; else what the probe picks on this machine for the full model on the
+    experiment's protocol (``agrnet.train.choose_run_precision``)."""
+    settings = {**PROTOCOL, **experiment.settings, **overrides}
+    if "auto" not in (settings["amp"], settings["channels_last"]):
+        return {"amp": settings["amp"], "channels_last": settings["channels_last"], "reason": "set by the command"}
+    if runs:
+        first = runs[0]["settings"]
+        pinned = {key: first[key] if settings[key] == "auto" else settings[key] for key in ("amp", "channels_last")}
+        where = f"{runs[0]['variant']} seed {runs[0]['seed']}"
+        return {**pinned, "reason": f"as the results file's first run ({where}) was trained, for a paired design"}
+    choice = choose_run_precision(preset_config("fasseg", **run_settings(experiment, Variant(), overrides, 0)),
+                                  torch.device("cpu"))  # fmt: skip
+    return {"amp": choice.amp, "channels_last": choice.channels_last, "reason": choice.reason,
+            "timings_s": choice.timings_s}  # fmt: skip
+
+
 def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     """Train and score every (seed, variant) of ``args.experiment`` not yet in the results file; returns the
     results, which are also written to ``args.out`` after each run."""
@@ -398,8 +430,12 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out or experiment.out)
     previous = json.loads(out.read_text()) if out.is_file() and not args.fresh else {}
     runs: list[dict[str, Any]] = [
-        run for run in previous.get("runs", []) if previous.get("experiment") == args.experiment
+        {**run, "settings": concrete_settings(run)}
+        for run in previous.get("runs", [])
+        if previous.get("experiment") == args.experiment
     ]
+    precision = experiment_precision(experiment, overrides, runs)
+    overrides.update(amp=precision["amp"], channels_last=precision["channels_last"])
     started = datetime.now(UTC)
     wall, cpu = time.perf_counter(), time.process_time()
     device = torch.device("cpu")
@@ -419,6 +455,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
         },
         "load_average_start": _load_average(),
         "protocol": {**PROTOCOL, **experiment.settings, **overrides},
+        "precision": precision,
         "time_cap_minutes": args.time_cap_minutes,
         "reference": experiment.reference,
         "variants": {name: asdict(variant) for name, variant in experiment.variants.items()},

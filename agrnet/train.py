@@ -102,6 +102,40 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def model_options(config: TrainConfig) -> dict[str, Any]:
+    """The ``AGRNet`` arguments of a run of ``config`` as ``AGRNet.config`` records them (all but the initial
+    weights)."""
+    return {
+        "num_classes": get_schema(config.dataset).num_classes,
+        "backbone": config.backbone,
+        "top_k": config.top_k,
+        "projection": config.projection,
+        "use_edge": config.use_edge,
+        "use_graph": config.use_graph,
+        "channels": config.channels,
+        "use_reasoning": config.use_reasoning,
+        "output_stride": config.output_stride,
+        "edge_gate": config.edge_gate,
+        "detach_edge": config.detach_edge,
+    }
+
+
+def choose_run_precision(config: TrainConfig, device: torch.device, batch_size: int | None = None) -> PrecisionChoice:
+    """``amp`` and ``channels_last`` of ``config`` made concrete: probed (when "auto") on a fresh copy of the
+    architecture on a random batch of the run's shape (``batch_size`` per process, default the whole batch) with
+    ``config.threads`` threads; ``agrnet.runtime.choose_precision``."""
+    options, size = model_options(config), (config.size, config.size)
+    batch = batch_size or config.batch_size
+    key = {"model": options, "size": list(size), "batch_size": batch, "mode": "train"}
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return choose_precision(config.amp, config.channels_last, device, probe_step(options, size, batch, device), key)
+    finally:
+        torch.set_num_threads(threads)
+
+
 class Trainer:
     """One training run of ``config``: build everything in ``__init__``, train in ``run``.
 
@@ -217,7 +251,7 @@ class Trainer:
         recorded = {**defaults, **checkpoint["model_config"]}  # arguments added since it was written: their defaults
         differ = [
             f"{key}={recorded.get(key)!r} (this run: {value!r})"
-            for key, value in self._model_options().items()
+            for key, value in model_options(self.config).items()
             if recorded.get(key) != value
         ]
         if differ:
@@ -251,26 +285,9 @@ class Trainer:
             val_set = Subset(val_set, range(config.num_val_images))
         return train_set, val_set, schema
 
-    def _model_options(self) -> dict[str, Any]:
-        """The ``AGRNet`` arguments of this run as ``AGRNet.config`` records them (all but the initial weights)."""
-        config = self.config
-        return {
-            "num_classes": get_schema(config.dataset).num_classes,
-            "backbone": config.backbone,
-            "top_k": config.top_k,
-            "projection": config.projection,
-            "use_edge": config.use_edge,
-            "use_graph": config.use_graph,
-            "channels": config.channels,
-            "use_reasoning": config.use_reasoning,
-            "output_stride": config.output_stride,
-            "edge_gate": config.edge_gate,
-            "detach_edge": config.detach_edge,
-        }
-
     def _build_model(self) -> AGRNet:
         config = self.config
-        model = AGRNet(**self._model_options(), pretrained_backbone=resolve_backbone(config.pretrained_backbone))
+        model = AGRNet(**model_options(self.config), pretrained_backbone=resolve_backbone(config.pretrained_backbone))
         device = self.context.device
         if self.context.is_distributed and not config.freeze_bn:
             if device.type == "cuda":
@@ -284,21 +301,11 @@ class Trainer:
         return model.to(device)
 
     def _choose_precision(self) -> PrecisionChoice:
-        """``amp`` and ``channels_last`` made concrete: probed on rank 0 (a fresh copy of the architecture on a
-        random batch of this run's shape; ``agrnet.runtime.choose_precision``) and shared with every process."""
-        config, device = self.config, self.context.device
-        size = (config.size, config.size)
-        key = {"model": self.model.config, "size": list(size), "batch_size": self.per_rank_batch, "mode": "train"}
+        """``amp`` and ``channels_last`` made concrete on rank 0 (``choose_run_precision``) and shared with every
+        process."""
         choice = None
         if self.context.is_main:
-            threads = torch.get_num_threads()
-            if config.threads is not None:
-                torch.set_num_threads(config.threads)
-            try:
-                make_step = probe_step(self.model.config, size, self.per_rank_batch, device)
-                choice = choose_precision(config.amp, config.channels_last, device, make_step, key)
-            finally:
-                torch.set_num_threads(threads)
+            choice = choose_run_precision(self.config, self.context.device, self.per_rank_batch)
         return broadcast_object(choice)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
@@ -665,7 +672,9 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingInterrupted",
+    "choose_run_precision",
     "configure_parser",
+    "model_options",
     "preset_config",
     "run",
     "train",

@@ -24,7 +24,9 @@ from agrnet.experiments import (
     EXPERIMENTS,
     Variant,
     command_line,
+    concrete_settings,
     configure_parser,
+    experiment_precision,
     paired,
     run_experiment,
     run_folder,
@@ -108,7 +110,8 @@ def test_domain_gap_trains_its_steps_scores_by_yaw_and_resumes(
     assert set(results["versions"]) >= {"agrnet", "torch", "torchvision", "python"}
     assert results["machine"]["cpu_count"] >= 1 and len(results["load_average_start"]) == 3
     assert isinstance(results["machine"]["native_bf16"], bool)
-    assert results["protocol"]["steps"] == 3 and results["protocol"]["amp"] == "auto"
+    assert results["protocol"]["steps"] == 3 and results["protocol"]["amp"] in ("none", "bf16")
+    assert results["precision"]["reason"] and results["precision"]["timings_s"], "probed once, for every run"
     assert results["seeds_planned"] == [0] and results["seeds_done"] == [0] and results["complete"]
     assert results["wall_time_s"] > 0 and results["cpu_time_s"] > 0
 
@@ -119,6 +122,8 @@ def test_domain_gap_trains_its_steps_scores_by_yaw_and_resumes(
         assert run["seconds_per_step"] == pytest.approx(run["train_loop_s"] / 3)
         assert run["precision"]["name"] in ("fp32", "fp32+channels_last", "bf16", "bf16+channels_last")
         assert run["precision"]["reason"] and run["settings"]["steps"] == 3
+        assert run["precision"]["amp"] == run["settings"]["amp"] == results["protocol"]["amp"]
+        assert run["precision"]["channels_last"] == run["settings"]["channels_last"]
     assert runs["frontal02 -> multipose"]["settings"]["train_split"] == "train"
     assert runs["multipose -> frontal02"]["settings"]["train_split"] == "multipose-train"
 
@@ -143,6 +148,17 @@ def test_domain_gap_trains_its_steps_scores_by_yaw_and_resumes(
     assert len(again["runs"]) == 2 and len(again["history"]) == 2
     assert again["wall_time_s"] == pytest.approx(sum(entry["wall_time_s"] for entry in again["history"]))
     assert again["history"][0]["wall_time_s"] == pytest.approx(results["wall_time_s"])
+    assert again["precision"]["reason"].startswith("as the results file's first run")
+
+    # A file written before experiments fixed their precision holds "auto" in its runs' settings: still found.
+    for run in again["runs"]:
+        run["settings"].update(amp="auto", channels_last="auto")
+    out.write_text(json.dumps(again))
+    capsys.readouterr()
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().err.count("already in") == 2
+    assert sorted(runs_dir.rglob("last.pt")) == folders
+    assert all(run["settings"]["amp"] == results["protocol"]["amp"] for run in json.loads(out.read_text())["runs"])
 
 
 def test_a_time_cap_reaches_every_run_and_the_command(tiny_fasseg: Path, tmp_path: Path) -> None:
@@ -205,7 +221,9 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
 def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path, tmp_path: Path) -> None:
     argv = ["experiment", "fasseg-main", "--seeds", "0", "--set", "steps=3", *TINY, "--set", "num_val_images=1"]
     argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(tmp_path / "main.json")]
-    overrides = {**TINY_SETTINGS, "steps": 3, "num_val_images": 1, "train_split": "train"}
+    argv += ["--set", "amp=none", "--set", "channels_last=false"]
+    overrides = {**TINY_SETTINGS, "steps": 3, "num_val_images": 1, "train_split": "train", "amp": "none"}
+    overrides["channels_last"] = False
     settings = run_settings(EXPERIMENTS["fasseg-main"], Variant(), overrides, 0)
     folder = run_folder(tmp_path / "runs", "full", settings)
     # What a killed experiment leaves: the run folder with a checkpoint at step 1 of 3.
@@ -270,3 +288,21 @@ def test_variants_of_a_seed_start_from_the_same_weights_and_see_the_same_batches
 def test_verdict_reads_the_interval() -> None:
     assert verdict(0.001, 0.02) == "helps" and verdict(-0.02, -0.001) == "hurts"
     assert verdict(-0.01, 0.01) == "cannot be told apart" and verdict(None, None) == "no interval"
+
+
+def test_an_experiment_trains_every_run_in_one_precision() -> None:
+    experiment = EXPERIMENTS["fasseg-ablation"]
+    tiny = {key: value for key, value in TINY_SETTINGS.items() if key != "train_split"}
+    fixed = experiment_precision(experiment, {**tiny, "amp": "none", "channels_last": False}, [])
+    assert (fixed["amp"], fixed["channels_last"], fixed["reason"]) == ("none", False, "set by the command")
+    probed = experiment_precision(experiment, tiny, [])
+    assert probed["amp"] in ("none", "bf16") and probed["channels_last"] in (True, False)
+    assert set(probed["timings_s"]) >= {"fp32", "fp32+channels_last"}, "the full model probed on this machine"
+    runs = [{"variant": "full", "seed": 3, "settings": {"amp": "bf16", "channels_last": True}}]
+    pinned = experiment_precision(experiment, tiny, runs)
+    assert (pinned["amp"], pinned["channels_last"]) == ("bf16", True) and "full seed 3" in pinned["reason"]
+    half = experiment_precision(experiment, {**tiny, "channels_last": False}, runs)
+    assert (half["amp"], half["channels_last"]) == ("bf16", False), "what the command sets wins over the file"
+    old = {"settings": {"amp": "auto", "channels_last": "auto", "seed": 1}, "precision": {"amp": "none",
+           "channels_last": True}}  # fmt: skip
+    assert concrete_settings(old) == {"amp": "none", "channels_last": True, "seed": 1}
