@@ -390,7 +390,7 @@ def experiment_precision(
     differ only in their own settings on whichever machine each trains: as set (``--set``); else as the first run
     the results file holds was trained; else what the probe picks on this machine for the full model on the
     experiment's protocol (``agrnet.train.choose_run_precision``)."""
-    settings = {**PROTOCOL, **experiment.settings, **overrides}
+    settings = run_settings(experiment, Variant(), overrides, 0)
     if "auto" not in (settings["amp"], settings["channels_last"]):
         return {"amp": settings["amp"], "channels_last": settings["channels_last"], "reason": "set by the command"}
     if runs:
@@ -398,8 +398,7 @@ def experiment_precision(
         pinned = {key: first[key] if settings[key] == "auto" else settings[key] for key in ("amp", "channels_last")}
         where = f"{runs[0]['variant']} seed {runs[0]['seed']}"
         return {**pinned, "reason": f"as the results file's first run ({where}) was trained, for a paired design"}
-    choice = choose_run_precision(preset_config("fasseg", **run_settings(experiment, Variant(), overrides, 0)),
-                                  torch.device("cpu"))  # fmt: skip
+    choice = choose_run_precision(preset_config("fasseg", **settings), torch.device("cpu"))
     return {"amp": choice.amp, "channels_last": choice.channels_last, "reason": choice.reason,
             "timings_s": choice.timings_s}  # fmt: skip
 

@@ -287,7 +287,7 @@ class Trainer:
 
     def _build_model(self) -> AGRNet:
         config = self.config
-        model = AGRNet(**model_options(self.config), pretrained_backbone=resolve_backbone(config.pretrained_backbone))
+        model = AGRNet(**model_options(config), pretrained_backbone=resolve_backbone(config.pretrained_backbone))
         device = self.context.device
         if self.context.is_distributed and not config.freeze_bn:
             if device.type == "cuda":

@@ -222,8 +222,8 @@ def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path
     argv = ["experiment", "fasseg-main", "--seeds", "0", "--set", "steps=3", *TINY, "--set", "num_val_images=1"]
     argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(tmp_path / "main.json")]
     argv += ["--set", "amp=none", "--set", "channels_last=false"]
-    overrides = {**TINY_SETTINGS, "steps": 3, "num_val_images": 1, "train_split": "train", "amp": "none"}
-    overrides["channels_last"] = False
+    overrides = {**TINY_SETTINGS, "steps": 3, "num_val_images": 1, "train_split": "train"}
+    overrides.update(amp="none", channels_last=False)
     settings = run_settings(EXPERIMENTS["fasseg-main"], Variant(), overrides, 0)
     folder = run_folder(tmp_path / "runs", "full", settings)
     # What a killed experiment leaves: the run folder with a checkpoint at step 1 of 3.
