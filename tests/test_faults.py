@@ -599,6 +599,9 @@ def test_resuming_a_finished_run_with_more_steps_follows_the_new_schedule(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             train(tiny_config(run, steps=4, resume="auto"))
+        # best.pt is written only when validation improves, which the resumed run need not do: a fresh run's
+        # first validation always does, so its best.pt shows the mode of that file.
+        fresh = train(tiny_config(tmp_path / "fresh"))
     finally:
         os.umask(previous)
     lrs, lr = train_lrs(run), preset_config("synthetic").lr
@@ -611,8 +614,8 @@ def test_resuming_a_finished_run_with_more_steps_follows_the_new_schedule(
     assert last["step"] == 4 and last["scheduler"]["total_iters"] == 4
     assert not any(path.exists() for path in stale)
     assert not list(run.glob(".*.tmp"))
-    for name in ("last.pt", "best.pt", "config.json"):
-        assert (run / name).stat().st_mode & 0o777 == 0o644, name
+    for path in (run / "last.pt", run / "config.json", fresh / "last.pt", fresh / "best.pt", fresh / "config.json"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
 
 
 
