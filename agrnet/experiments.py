@@ -383,13 +383,54 @@ def concrete_settings(run: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def same_training(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two runs' settings define one training: the same ``TrainConfig`` once defaults are filled in (the
+    ablation's "full" and top-K's "top-4" are one training, though only the second sets ``top_k``)."""
+    return asdict(preset_config("fasseg", **a)) == asdict(preset_config("fasseg", **b))
+
+
+def recorded_elsewhere(out: Path, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The runs recorded by the other experiments' results files beside ``out`` (each under its default file name),
+    as (file name, run with concrete settings and the evaluations its experiment gave it)."""
+    found = []
+    for other, experiment in EXPERIMENTS.items():
+        path = out.parent / Path(experiment.out).name
+        if other == name or not path.is_file():
+            continue
+        results = json.loads(path.read_text())
+        for run in results.get("runs", []):
+            variant = experiment.variants.get(run["variant"])
+            if results.get("experiment") == other and variant is not None:
+                run = {**run, "settings": concrete_settings(run), "evaluations": variant.evaluations}
+                found.append((path.name, run))
+    return found
+
+
+def shared_record(
+    elsewhere: Sequence[tuple[str, Mapping[str, Any]]], variant: Variant, settings: Mapping[str, Any], flip: bool
+) -> dict[str, Any] | None:
+    """The record of a run in ``elsewhere`` (``recorded_elsewhere``) that is this training, scored on the same
+    evaluations (with flip TTA as asked), without its variant and seed and with ``shared_from`` naming it."""
+    splits = {e.split for e in variant.evaluations} | {f"{e.split} (flip)" for e in variant.evaluations if flip}
+    for source, run in elsewhere:
+        if (
+            run["evaluations"] == variant.evaluations and set(run["metrics"]) == splits
+            and same_training(run["settings"], settings)
+        ):  # fmt: skip
+            record = {key: value for key, value in run.items() if key not in ("variant", "seed", "evaluations")}
+            return {**record, "shared_from": f"{source}: {run['variant']} seed {run['seed']}"}
+    return None
+
+
 def experiment_precision(
-    experiment: Experiment, overrides: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]
+    experiment: Experiment, overrides: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], jobs: int = 1
 ) -> dict[str, Any]:
     """``amp`` and ``channels_last`` of every run of ``experiment``, fixed once so that the variants of a seed
     differ only in their own settings on whichever machine each trains: as set (``--set``); else as the first run
     the results file holds was trained; else what the probe picks on this machine for the full model on the
-    experiment's protocol (``agrnet.train.choose_run_precision``)."""
+    experiment's protocol (``agrnet.train.choose_run_precision``), probed in a process of its own with the threads
+    of one of ``jobs`` runs at once, like a training (it leaves its memory, hundreds of MiB with bf16 kernels, in
+    that process)."""
     settings = run_settings(experiment, Variant(), overrides, 0)
     if "auto" not in (settings["amp"], settings["channels_last"]):
         return {"amp": settings["amp"], "channels_last": settings["channels_last"], "reason": "set by the command"}
@@ -398,7 +439,9 @@ def experiment_precision(
         pinned = {key: first[key] if settings[key] == "auto" else settings[key] for key in ("amp", "channels_last")}
         where = f"{runs[0]['variant']} seed {runs[0]['seed']}"
         return {**pinned, "reason": f"as the results file's first run ({where}) was trained, for a paired design"}
-    choice = choose_run_precision(preset_config("fasseg", **settings), torch.device("cpu"))
+    with run_pool(jobs) as pool:
+        probe = pool.submit(choose_run_precision, preset_config("fasseg", **settings), torch.device("cpu"))
+        choice = probe.result()
     return {"amp": choice.amp, "channels_last": choice.channels_last, "reason": choice.reason,
             "timings_s": choice.timings_s}  # fmt: skip
 
@@ -433,7 +476,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
         for run in previous.get("runs", [])
         if previous.get("experiment") == args.experiment
     ]
-    precision = experiment_precision(experiment, overrides, runs)
+    precision = experiment_precision(experiment, overrides, runs, args.jobs)
     overrides.update(amp=precision["amp"], channels_last=precision["channels_last"])
     started = datetime.now(UTC)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -466,6 +509,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
         *previous.get("history", []),
         {key: results[key] for key in ("command", "git_commit", "date", "load_average_start")},
     ]
+    elsewhere = recorded_elsewhere(out, args.experiment)
     tasks = []
     for seed in seeds:
         for name in names:
@@ -473,6 +517,11 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
             settings = run_settings(experiment, variant, overrides, seed)
             if any(run["variant"] == name and run["settings"] == settings for run in runs):
                 print(f"{args.experiment}: {name} seed {seed} is already in {out}, skipped", file=sys.stderr)
+                continue
+            record = shared_record(elsewhere, variant, settings, args.flip)
+            if record is not None:
+                print(f"{args.experiment}: {name} seed {seed} is {record['shared_from']}, reused", file=sys.stderr)
+                runs.append({"variant": name, "seed": seed, **record, "settings": settings})
                 continue
             config = preset_config("fasseg", **settings, data_root=str(args.data_root), resume="auto")
             folder = run_folder(args.runs_dir, name, settings)

@@ -31,6 +31,7 @@ from agrnet.experiments import (
     run_experiment,
     run_folder,
     run_settings,
+    same_training,
     summarise,
 )
 from agrnet.stats import verdict
@@ -176,7 +177,7 @@ def test_a_time_cap_reaches_every_run_and_the_command(tiny_fasseg: Path, tmp_pat
 
 @pytest.mark.slow
 def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: Path, tmp_path: Path) -> None:
-    out = tmp_path / "ablation.json"
+    out = tmp_path / "fasseg_ablation.json"
     argv = ["experiment", "fasseg-ablation", "--set", "steps=2", *TINY, "--set", "num_val_images=1"]
     argv += ["--set", "train_split=train", "--data-root", str(tiny_fasseg), "--out", str(out)]
     chosen = ["--seeds", "0", "1", "--variants", "baseline", "full", "--jobs", "2"]
@@ -205,16 +206,28 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     assert difference["low"] <= difference["mean"] <= difference["high"]
     assert "baseline" not in results["paired"]
 
-    # The authors' experiment shares its reference, the full model, with the ablation: trained once.
+    # The authors' experiment shares its reference, the full model, with the ablation: trained once, in one run
+    # folder (its results file, in another folder, does not see the ablation's).
     authors = [word if word != "fasseg-ablation" else "fasseg-authors" for word in argv]
-    authors[authors.index("--out") + 1] = str(tmp_path / "authors.json")
+    authors[authors.index("--out") + 1] = str(tmp_path / "other" / "authors.json")
     assert cli_main([*authors, "--seeds", "0", "--variants", "full", "--runs-dir", str(tmp_path / "runs")]) == 0
-    (shared,) = json.loads((tmp_path / "authors.json").read_text())["runs"]
+    (shared,) = json.loads((tmp_path / "other" / "authors.json").read_text())["runs"]
     (trained,) = [run for run in results["runs"] if run["variant"] == "full" and run["seed"] == 0]
     assert shared["run_dir"] == trained["run_dir"]
     assert shared["metrics"]["test"]["mean_f1"] == trained["metrics"]["test"]["mean_f1"]
     log = [json.loads(line) for line in (Path(trained["run_dir"]) / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in log if line["kind"] == "start"] == [0, 2], "no step trained again"
+
+    # Top-K's top-4 is the ablation's full model (top_k = 4 by default): its record, in the results file beside
+    # top-K's, is reused even without the run folder; top-2 is another training.
+    topk = [word if word != "fasseg-ablation" else "fasseg-topk" for word in argv]
+    topk[topk.index("--out") + 1] = str(tmp_path / "fasseg_topk.json")
+    assert cli_main([*topk, "--seeds", "0", "--variants", "top-4", "--runs-dir", str(tmp_path / "empty")]) == 0
+    (reused,) = json.loads((tmp_path / "fasseg_topk.json").read_text())["runs"]
+    assert reused["shared_from"] == "fasseg_ablation.json: full seed 0" and not (tmp_path / "empty").exists()
+    assert reused["metrics"] == trained["metrics"] and reused["settings"]["top_k"] == 4
+    assert same_training(trained["settings"], reused["settings"])
+    assert not same_training(trained["settings"], {**reused["settings"], "top_k": 2})
 
 
 @pytest.mark.slow
