@@ -53,7 +53,7 @@ from agrnet.files import write_json
 from agrnet.losses import AUTHORS_WEIGHTS, TERMS
 from agrnet.metrics import ConfusionMatrix
 from agrnet.runtime import native_bf16
-from agrnet.stats import paired_difference
+from agrnet.stats import paired_difference, verdict
 from agrnet.train import NonFiniteLossError, choose_run_precision, train
 
 DEFAULT_ROOT = Path("../shared/data/fasseg")
@@ -174,6 +174,12 @@ EXPERIMENTS: dict[str, Experiment] = {
     ),
 }
 SUMMARY_METRICS = ("mean_f1", "miou", "pixel_accuracy", "mean_accuracy")
+PAPER_MEAN_F1: dict[str, float] = {
+    "baseline": 90.9, "+adaptive projection": 91.4, "+edge": 91.6, "full": 92.3,
+    "full, no discriminative loss": 91.8, "full, no boundary-attention loss": 91.4,
+    "top-1": 91.6, "top-2": 91.9, "top-4": 92.3, "top-8": 91.1,
+}  # fmt: skip
+"""Mean F1 (%) on LaPa of the paper's Table I (a, b, c) for the variants of the paired experiments that it has."""
 
 
 def _load_average() -> list[float] | None:
@@ -252,6 +258,53 @@ def paired(runs: Sequence[Mapping[str, Any]], reference: str) -> dict[str, Any]:
         difference = paired_difference([by_seed[s] for s in seeds], [base[s] for s in seeds])
         result.setdefault(variant, {})[split] = {**difference.to_dict(), "seeds": seeds, "reference": reference}
     return result
+
+
+def progress(results: Mapping[str, Any] | None) -> str:
+    """What a results file holds, in words: "pending" (no file, or one of an older protocol), else complete or
+    partial, its trainings, the seeds that every variant has and, while partial, the variants with every planned
+    seed."""
+    if results is None or "protocol" not in results:
+        return "pending"
+    seeds: dict[str, set[int]] = {}
+    for run in results["runs"]:
+        seeds.setdefault(run["variant"], set()).add(run["seed"])
+    planned = set(results["seeds_planned"])
+    text = (
+        f"{'complete' if results['complete'] else 'partial'}: {len(results['runs'])} trainings; "
+        f"seeds with every variant: {results['seeds_done'] or 'none yet'}"
+    )
+    if not results["complete"]:
+        finished = [variant for variant in results["variants"] if seeds.get(variant, set()) >= planned]
+        text += f"; variants with all {len(planned)} planned seeds: {', '.join(finished) or 'none yet'}"
+    return text
+
+
+def paired_table(results: Mapping[str, Any], split: str = "test", paper: Mapping[str, float] = PAPER_MEAN_F1) -> str:
+    """A paired experiment's results as a Markdown table: per variant the seeds, mean F1 +- its sample standard
+    deviation, the paired difference to the reference with its 95 % interval, what the interval reads
+    (``agrnet.stats.verdict``) and ``paper``'s number; variants with no run read "pending"."""
+    reference = results["reference"]
+    lines = [
+        f"| variant | seeds | mean F1 (%) | minus {reference}, 95 % interval | reads | paper (LaPa) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in results["variants"]:
+        entry = results["summary"].get(variant, {}).get(split)
+        printed = paper.get(variant, "–")
+        if entry is None:
+            lines.append(f"| {variant} | 0 | pending | | | {printed} |")
+            continue
+        f1 = entry["mean_f1"]
+        spread = f" ± {100 * f1['std']:.1f}" if f1["std"] is not None else ""
+        difference = results.get("paired", {}).get(variant, {}).get(split)
+        compared, reads = ("reference", "") if variant == reference else ("–", "")
+        if difference is not None:
+            low, high = difference["low"], difference["high"]
+            interval = f" [{100 * low:+.1f}, {100 * high:+.1f}]" if low is not None else ""
+            compared, reads = f"{100 * difference['mean']:+.1f}{interval}", verdict(low, high)
+        lines.append(f"| {variant} | {f1['n']} | {100 * f1['mean']:.1f}{spread} | {compared} | {reads} | {printed} |")
+    return "\n".join(lines)
 
 
 def command_line(args: argparse.Namespace) -> str:

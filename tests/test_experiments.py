@@ -28,6 +28,8 @@ from agrnet.experiments import (
     configure_parser,
     experiment_precision,
     paired,
+    paired_table,
+    progress,
     run_experiment,
     run_folder,
     run_settings,
@@ -205,6 +207,10 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     assert difference["mean"] == pytest.approx((full[0] - base[0] + full[1] - base[1]) / 2)
     assert difference["low"] <= difference["mean"] <= difference["high"]
     assert "baseline" not in results["paired"]
+    assert progress(results) == (
+        "partial: 4 trainings; seeds with every variant: none yet; variants with all 5 planned seeds: none yet"
+    )
+    assert progress(None) == progress({"runs": []}) == "pending"
 
     # The authors' experiment shares its reference, the full model, with the ablation: trained once, in one run
     # folder (its results file, in another folder, does not see the ablation's).
@@ -256,7 +262,8 @@ def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path
 
 def test_paired_differences_and_their_interval() -> None:
     def run(variant: str, seed: int, f1: float) -> dict:
-        return {"variant": variant, "seed": seed, "metrics": {"test": {"mean_f1": f1}}}
+        report = {"mean_f1": f1, "miou": f1, "pixel_accuracy": f1, "mean_accuracy": f1, "f1": {}}
+        return {"variant": variant, "seed": seed, "metrics": {"test": report}}
 
     runs = [run("baseline", s, f) for s, f in enumerate((0.80, 0.82, 0.81))]
     runs += [run("full", s, f) for s, f in enumerate((0.83, 0.84, 0.85))] + [run("other", 0, 0.7)]
@@ -266,6 +273,23 @@ def test_paired_differences_and_their_interval() -> None:
     # differences 0.03, 0.02, 0.04: sd 0.01, t(0.975, 2) = 4.303
     assert full["half_width"] == pytest.approx(4.302653 * 0.01 / math.sqrt(3), rel=1e-5)
     assert result["other"]["test"]["n"] == 1 and result["other"]["test"]["low"] is None
+
+    # The table of the book's chapters: one row per variant, the reference and the pending ones marked.
+    summary = summarise(runs)
+    results = {"reference": "baseline", "variants": {"baseline": {}, "full": {}, "other": {}, "top-8": {}}}
+    table = paired_table({**results, "summary": summary, "paired": result}).splitlines()
+    half = 100 * full["half_width"]
+    assert table[2] == "| baseline | 3 | 81.0 ± 1.0 | reference |  | 90.9 |"
+    assert table[3] == f"| full | 3 | 84.0 ± 1.0 | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | helps | 92.3 |"
+    assert table[4] == "| other | 1 | 70.0 | -10.0 | no interval | – |"
+    assert table[5] == "| top-8 | 0 | pending | | | 91.1 |" and len(table) == 6
+    state = {"protocol": {}, "runs": runs, "seeds_planned": [0, 1, 2], "seeds_done": [0], "complete": False}
+    assert progress({**state, "variants": {"baseline": {}, "full": {}, "other": {}}}) == (
+        "partial: 7 trainings; seeds with every variant: [0]; variants with all 3 planned seeds: baseline, full"
+    )
+    assert progress({**state, "seeds_done": [0, 1, 2], "complete": True}) == (
+        "complete: 7 trainings; seeds with every variant: [0, 1, 2]"
+    )
 
 
 def test_bad_arguments_are_reported(tiny_fasseg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
