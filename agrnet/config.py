@@ -149,6 +149,8 @@ class TrainConfig:
             raise ValueError(f"scale: expected (low, high) with 0 < low <= high, got {self.scale}")
         if not self.lr > 0:  # NaN too
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
+        if not self.poly_power >= 0:  # NaN too
+            raise ValueError(f"poly_power: expected a power >= 0 (0: a constant learning rate), got {self.poly_power}")
         for item in fields(self):
             value = getattr(self, item.name)
             numbers = value if isinstance(value, tuple) else (value,)

@@ -316,6 +316,10 @@ CLI_CASES = [
     Case("train: lr=nan", lambda tmp, shared, ro: (
         train_argv(tmp / "run", lr="nan"), "agrnet train: lr: expected a positive learning rate, got nan",
     ), 1),
+    Case("train: poly_power=-1", lambda tmp, shared, ro: (
+        train_argv(tmp / "run", poly_power="-1"),
+        "agrnet train: poly_power: expected a power >= 0 (0: a constant learning rate), got -1.0",
+    ), 1),
     Case("train: momentum=inf", lambda tmp, shared, ro: (
         train_argv(tmp / "run", momentum="inf"), "agrnet train: momentum: expected finite numbers, got inf",
     ), 1),
