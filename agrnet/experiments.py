@@ -196,6 +196,12 @@ PAPER_MEAN_F1: dict[str, float] = {
 """Mean F1 (%) on LaPa of the paper's Table I (a, b, c) for the variants of the paired experiments that it has."""
 
 
+def _cpu_time() -> float:
+    """CPU seconds, user and system, of this process and of its children that have ended (the trainings)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _load_average() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
@@ -355,8 +361,9 @@ def train_and_score(
     config: TrainConfig, evaluations: Sequence[Evaluation], root: Path, flip: bool
 ) -> dict[str, Any]:
     """Train ``config`` and score its last checkpoint on ``evaluations`` (and with flip TTA when ``flip``): the
-    part of a run's record that the run itself measures, with this process's peak memory."""
-    load_start, started = _load_average(), time.perf_counter()
+    part of a run's record that the run itself measures, with this process's CPU time (all its threads) and peak
+    memory."""
+    load_start, started, cpu = _load_average(), time.perf_counter(), time.process_time()
     run_dir = train(config)
     train_s = time.perf_counter() - started
     model, _, payload = load_model(run_dir / "last.pt", map_location="cpu")
@@ -368,7 +375,7 @@ def train_and_score(
         "run_dir": str(run_dir), "steps": payload["step"], "steps_planned": config.steps,
         "stopped_by": payload.get("stopped_by"), "seconds_per_step": payload["elapsed_s"] / max(payload["step"], 1),
         "train_loop_s": payload["elapsed_s"], "train_wall_s": train_s, "precision": payload.get("precision"),
-        "wall_s": time.perf_counter() - started, "load_average_start": load_start,
+        "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu, "load_average_start": load_start,
         "load_average_end": _load_average(), "peak_rss_mib": peak_rss_mib(), "metrics": metrics,
     }  # fmt: skip
 
@@ -414,13 +421,14 @@ def _record(
     it to ``out``.
 
     Wall and CPU time are this invocation's in the last ``history`` entry; the top-level ones sum all invocations.
+    CPU time counts the trainings' processes once they have ended (``_cpu_time``); each run records its own.
     """
     trained = {(run["variant"], run["seed"]) for run in runs}
     done = sorted(s for s in {run["seed"] for run in runs} if all((n, s) in trained for n in experiment.variants))
     history = results["history"]
     history[-1] |= {
         "load_average_end": _load_average(), "wall_time_s": time.perf_counter() - wall,
-        "cpu_time_s": time.process_time() - cpu,
+        "cpu_time_s": _cpu_time() - cpu,
     }  # fmt: skip
     results |= {
         "runs": runs, "seeds_done": done, "complete": set(done) >= set(experiment.seeds), "summary": summarise(runs),
@@ -546,7 +554,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     precision = experiment_precision(experiment, overrides, runs, args.jobs)
     overrides.update(amp=precision["amp"], channels_last=precision["channels_last"])
     started = datetime.now(UTC)
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), _cpu_time()
     device = torch.device("cpu")
     env = environment(device)
     results: dict[str, Any] = {

@@ -188,6 +188,7 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     assert resident_mib() - before < 100, "four trainings, each in its own process, leave no memory behind here"
     results = json.loads(out.read_text())
     assert all(run["peak_rss_mib"] > 0 for run in results["runs"])
+    assert results["cpu_time_s"] >= sum(run["cpu_s"] for run in results["runs"]) > 0, "the trainings' processes count"
     assert [(run["variant"], run["seed"]) for run in results["runs"]] == [
         ("baseline", 0), ("full", 0), ("baseline", 1), ("full", 1),
     ], "two trainings at a time, recorded in the planned order"  # fmt: skip
