@@ -327,6 +327,43 @@ def paired_table(results: Mapping[str, Any], split: str = "test", paper: Mapping
     return "\n".join(lines)
 
 
+PARTS: tuple[tuple[str, str, str], ...] = (
+    ("adaptive projection and reprojection (Eq. 3, 5, 6)", "+adaptive projection", "baseline"),
+    ("edge module and its masking (Eq. 2)", "+edge", "+adaptive projection"),
+    ("graph reasoning (Eq. 4)", "full", "+edge"),
+    ("discriminative loss L_dis", "full", "full, no discriminative loss"),
+    ("boundary-attention loss L_BA", "full", "full, no boundary-attention loss"),
+)
+"""The parts of the ablation, each as (part, the variant with it, the variant without it): Table I(a) adds the
+modules one by one, Table I(b) the losses."""
+
+
+def parts_table(
+    results: Mapping[str, Any], parts: Sequence[tuple[str, str, str]] = PARTS, split: str = "test",
+    paper: Mapping[str, float] = PAPER_MEAN_F1,
+) -> str:  # fmt: skip
+    """What each of ``parts`` adds, as a Markdown table: the paired difference in mean F1 of the variant with it to
+    the one without it on the seeds both have, its 95 % interval, what the interval reads, and ``paper``'s
+    difference between the same two variants."""
+    lines = [
+        "| part | with minus without, same seed (points) | seeds | reads | paper (LaPa) |",
+        "|---|---|---|---|---|",
+    ]
+    for part, with_part, without in parts:
+        difference = paired(results["runs"], without).get(with_part, {}).get(split)
+        printed = f"{paper[with_part] - paper[without]:+.1f}" if with_part in paper and without in paper else "–"
+        if difference is None:
+            lines.append(f"| {part} | pending | 0 | | {printed} |")
+            continue
+        low, high = difference["low"], difference["high"]
+        interval = f" [{100 * low:+.1f}, {100 * high:+.1f}]" if low is not None else ""
+        lines.append(
+            f"| {part} | {100 * difference['mean']:+.1f}{interval} | {difference['n']} | {verdict(low, high)} "
+            f"| {printed} |"
+        )
+    return "\n".join(lines)
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The ``agrnet experiment`` command that reproduces ``args``."""
     words = ["agrnet", "experiment", args.experiment]

@@ -29,6 +29,7 @@ from agrnet.experiments import (
     experiment_precision,
     paired,
     paired_table,
+    parts_table,
     progress,
     run_experiment,
     run_folder,
@@ -284,6 +285,12 @@ def test_paired_differences_and_their_interval() -> None:
     assert table[3] == f"| full | 3 | 84.0 ± 1.0 | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | helps | 92.3 |"
     assert table[4] == "| other | 1 | 70.0 | -10.0 | no interval | – |"
     assert table[5] == "| top-8 | 0 | pending | | | 91.1 |" and len(table) == 6
+    parts = [("graph", "full", "baseline"), ("other part", "other", "full"), ("missing", "top-8", "top-4")]
+    assert parts_table({"runs": runs}, parts).splitlines()[2:] == [
+        f"| graph | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | 3 | helps | +1.4 |",
+        "| other part | -13.0 | 1 | no interval | – |",
+        "| missing | pending | 0 | | -1.2 |",
+    ]
     state = {"protocol": {}, "runs": runs, "seeds_planned": [0, 1, 2], "seeds_done": [0], "complete": False}
     assert progress({**state, "variants": {"baseline": {}, "full": {}, "other": {}}}) == (
         "partial: 7 trainings; seeds with every variant: [0]; variants with all 3 planned seeds: baseline, full"
