@@ -33,7 +33,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -262,13 +262,19 @@ def summarise(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def paired(runs: Sequence[Mapping[str, Any]], reference: str) -> dict[str, Any]:
-    """Each variant's paired difference to ``reference`` in mean F1, per evaluated split, over the seeds both have
-    (``agrnet.stats.paired_difference``, 95 % t interval), with those seeds."""
+def paired(
+    runs: Sequence[Mapping[str, Any]], reference: str, metric: Callable[[Mapping[str, Any]], float | None] | None = None
+) -> dict[str, Any]:
+    """Each variant's paired difference to ``reference`` in ``metric`` of a report (default: its mean F1), per
+    evaluated split, over the seeds both have where it is defined (``agrnet.stats.paired_difference``, 95 % t
+    interval), with those seeds."""
+    metric = metric or (lambda report: report["mean_f1"])
     scores: dict[tuple[str, str], dict[int, float]] = {}
     for run in runs:
         for split, report in run["metrics"].items():
-            scores.setdefault((run["variant"], split), {})[run["seed"]] = report["mean_f1"]
+            value = metric(report)
+            if value is not None:  # None: e.g. the F1 of a class absent from image and prediction
+                scores.setdefault((run["variant"], split), {})[run["seed"]] = value
     result: dict[str, Any] = {}
     for (variant, split), by_seed in scores.items():
         base = scores.get((reference, split), {})
@@ -278,6 +284,30 @@ def paired(runs: Sequence[Mapping[str, Any]], reference: str) -> dict[str, Any]:
         difference = paired_difference([by_seed[s] for s in seeds], [base[s] for s in seeds])
         result.setdefault(variant, {})[split] = {**difference.to_dict(), "seeds": seeds, "reference": reference}
     return result
+
+
+def class_table(results: Mapping[str, Any], split: str = "test") -> str:
+    """Each variant's paired difference in F1 to the reference, class by class, as a Markdown table: points of F1,
+    mean over the seeds and the half-width of its 95 % interval, in bold where the interval excludes zero."""
+    reference, runs = results["reference"], results["runs"]
+    classes = list(next(run["metrics"][split]["f1"] for run in runs if split in run["metrics"]))
+    by_class = {name: paired(runs, reference, lambda report, name=name: report["f1"][name]) for name in classes}
+    lines = [f"| minus {reference} | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for variant in results["variants"]:
+        cells = []
+        for name in classes:
+            difference = by_class[name].get(variant, {}).get(split)
+            if difference is None:
+                cells.append("–")
+                continue
+            text = f"{100 * difference['mean']:+.1f}"
+            if difference["low"] is not None:
+                text += f" ± {100 * difference['half_width']:.1f}"
+                text = f"**{text}**" if difference["low"] > 0 or difference["high"] < 0 else text
+            cells.append(text)
+        if variant != reference:
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def progress(results: Mapping[str, Any] | None) -> str:

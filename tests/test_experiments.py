@@ -23,6 +23,7 @@ from agrnet.evaluate import evaluate
 from agrnet.experiments import (
     EXPERIMENTS,
     Variant,
+    class_table,
     command_line,
     concrete_settings,
     configure_parser,
@@ -291,6 +292,16 @@ def test_paired_differences_and_their_interval() -> None:
         "| other part | -13.0 | 1 | no interval | – |",
         "| missing | pending | 0 | | -1.2 |",
     ]
+    # Class by class: F1 of "eyes" and "nose" per run, the baseline's eyes absent (None) on seed 2.
+    eyes_f1, nose_f1 = (0.5, 0.6, None, 0.4, 0.5, 0.6, 0.1), (0.8, 0.8, 0.8, 0.85, 0.9, 0.8, 0.8)
+    for run, eyes, nose in zip(runs, eyes_f1, nose_f1, strict=True):
+        run["metrics"]["test"]["f1"] = {"eyes": eyes, "nose": nose}
+    classes = class_table({**results, "runs": runs}).splitlines()
+    assert classes[:2] == ["| minus baseline | eyes | nose |", "|---|---|---|"]
+    # full - baseline: eyes -0.1, -0.1 on seeds 0, 1 (sd 0: interval of width 0), nose +0.05, +0.1, 0.
+    nose = paired(runs, "baseline", lambda report: report["f1"]["nose"])["full"]["test"]
+    assert classes[2] == f"| full | **-10.0 ± 0.0** | +5.0 ± {100 * nose['half_width']:.1f} |"
+    assert classes[3:] == ["| other | -40.0 | +0.0 |", "| top-8 | – | – |"]
     state = {"protocol": {}, "runs": runs, "seeds_planned": [0, 1, 2], "seeds_done": [0], "complete": False}
     assert progress({**state, "variants": {"baseline": {}, "full": {}, "other": {}}}) == (
         "partial: 7 trainings; seeds with every variant: [0]; variants with all 3 planned seeds: baseline, full"
