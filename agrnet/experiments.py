@@ -294,6 +294,14 @@ def paired(
     return result
 
 
+def interval_text(difference: Mapping[str, Any]) -> str:
+    """A paired difference in points of F1: its mean and, from two seeds on, its 95 % interval ("-1.3 [-2.0, -0.5]")."""
+    text = f"{100 * difference['mean']:+.1f}"
+    if difference["low"] is not None:
+        text += f" [{100 * difference['low']:+.1f}, {100 * difference['high']:+.1f}]"
+    return text
+
+
 def class_table(results: Mapping[str, Any], split: str = "test") -> str:
     """Each variant's paired difference in F1 to the reference, class by class, as a Markdown table: points of F1,
     mean over the seeds and the half-width of its 95 % interval, in bold where the interval excludes zero."""
@@ -302,6 +310,8 @@ def class_table(results: Mapping[str, Any], split: str = "test") -> str:
     by_class = {name: paired(runs, reference, lambda report, name=name: report["f1"][name]) for name in classes}
     lines = [f"| minus {reference} | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
     for variant in results["variants"]:
+        if variant == reference:
+            continue
         cells = []
         for name in classes:
             difference = by_class[name].get(variant, {}).get(split)
@@ -313,9 +323,16 @@ def class_table(results: Mapping[str, Any], split: str = "test") -> str:
                 text += f" ± {100 * difference['half_width']:.1f}"
                 text = f"**{text}**" if difference["low"] > 0 or difference["high"] < 0 else text
             cells.append(text)
-        if variant != reference:
-            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def load_results(folder: Path, name: str) -> dict[str, Any] | None:
+    """Experiment ``name``'s results file in ``folder`` (under its default file name); None when there is none or
+    it is one of an older protocol (no ``protocol`` entry)."""
+    path = folder / Path(EXPERIMENTS[name].out).name
+    results = json.loads(path.read_text()) if path.is_file() else None
+    return results if results is not None and "protocol" in results else None
 
 
 def progress(results: Mapping[str, Any] | None) -> str:
@@ -358,9 +375,7 @@ def paired_table(results: Mapping[str, Any], split: str = "test", paper: Mapping
         difference = results.get("paired", {}).get(variant, {}).get(split)
         compared, reads = ("reference", "") if variant == reference else ("–", "")
         if difference is not None:
-            low, high = difference["low"], difference["high"]
-            interval = f" [{100 * low:+.1f}, {100 * high:+.1f}]" if low is not None else ""
-            compared, reads = f"{100 * difference['mean']:+.1f}{interval}", verdict(low, high)
+            compared, reads = interval_text(difference), verdict(difference["low"], difference["high"])
         lines.append(f"| {variant} | {f1['n']} | {100 * f1['mean']:.1f}{spread} | {compared} | {reads} | {printed} |")
     return "\n".join(lines)
 
@@ -393,12 +408,8 @@ def parts_table(
         if difference is None:
             lines.append(f"| {part} | pending | 0 | | {printed} |")
             continue
-        low, high = difference["low"], difference["high"]
-        interval = f" [{100 * low:+.1f}, {100 * high:+.1f}]" if low is not None else ""
-        lines.append(
-            f"| {part} | {100 * difference['mean']:+.1f}{interval} | {difference['n']} | {verdict(low, high)} "
-            f"| {printed} |"
-        )
+        reads = verdict(difference["low"], difference["high"])
+        lines.append(f"| {part} | {interval_text(difference)} | {difference['n']} | {reads} | {printed} |")
     return "\n".join(lines)
 
 
@@ -744,7 +755,6 @@ def run(args: argparse.Namespace) -> int:
             line = f"{variant:34s} {split:18s} mean F1 {100 * f1['mean']:.1f}{spread} (n={f1['n']})"
             difference = differences.get(variant, {}).get(split)
             if difference is not None and difference["low"] is not None:
-                line += (f"; vs {difference['reference']} {100 * difference['mean']:+.1f} "
-                         f"[{100 * difference['low']:+.1f}, {100 * difference['high']:+.1f}]")  # fmt: skip
+                line += f"; vs {difference['reference']} {interval_text(difference)}"
             print(line)
     return 0

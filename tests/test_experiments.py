@@ -28,6 +28,7 @@ from agrnet.experiments import (
     concrete_settings,
     configure_parser,
     experiment_precision,
+    load_results,
     paired,
     paired_table,
     parts_table,
@@ -339,6 +340,15 @@ def test_variants_of_a_seed_start_from_the_same_weights_and_see_the_same_batches
     for a, b in zip(baseline_batches, full_batches, strict=True):
         assert a["name"] == b["name"] and torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
     assert not torch.equal(baseline_batches[0]["image"], other_batches[0]["image"]), "another seed, other batches"
+
+
+def test_a_results_file_is_read_by_its_experiment_name(tmp_path: Path) -> None:
+    assert load_results(tmp_path, "fasseg-topk") is None, "no file"
+    path = tmp_path / "fasseg_topk.json"
+    path.write_text(json.dumps({"runs": []}))
+    assert load_results(tmp_path, "fasseg-topk") is None, "a file of an older protocol"
+    path.write_text(json.dumps({"protocol": {"steps": 300}, "runs": []}))
+    assert load_results(tmp_path, "fasseg-topk") == {"protocol": {"steps": 300}, "runs": []}
 
 
 def test_verdict_reads_the_interval() -> None:
