@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from agrnet.config import preset_config
 from agrnet.data import (
     FASSEG,
     LIP,
@@ -23,7 +24,7 @@ from agrnet.data import (
     label_edges,
 )
 from agrnet.data.base import DECODED, DecodeCache, read_id_map
-from agrnet.data.datasets import SplitUnion, snap_to_palette
+from agrnet.data.datasets import SplitUnion, fasseg_person, find_test_overlap, pixel_digest, snap_to_palette
 from agrnet.data.labels import CELEBAMASK_HQ_PARTS
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 
@@ -241,8 +242,47 @@ def test_fasseg_split_union_reads_frontal_then_multipose_and_collates(shared_dat
     assert "yaw" not in multipose, "extras only some parts carry are dropped"
     batch = torch.utils.data.default_collate([frontal, multipose])
     assert batch["image"].shape == (2, 3, 32, 32) and batch["edge"].dtype == torch.bool
-    with pytest.raises(ValueError, match="unknown split 'val'"):
-        build_dataset("fasseg", root, "train+val")
+    with pytest.raises(ValueError, match="unknown split 'validation'"):
+        build_dataset("fasseg", root, "train+validation")
+
+
+def test_fasseg_overlap_finds_the_six_test_faces_published_in_train(shared_data: Path) -> None:
+    """As published, six frontal02 test images are train images (with re-annotated labels): found by pixels."""
+    root = shared_data / "fasseg"
+    pairs = find_test_overlap(root)
+    assert pairs == [("13", "17"), ("17", "16"), ("20", "18"), ("23", "19"), ("26", "15"), ("44", "20")]
+    for test_name, train_name in pairs:
+        test_file = next((root / "V2" / "Test_RGB").glob(f"{test_name}.*"))
+        train_file = next((root / "V2" / "Train_RGB").glob(f"{train_name}.*"))
+        assert test_file.read_bytes() == train_file.read_bytes()
+    unseen = FASSEG(root, "test-unseen")
+    assert len(unseen) == 44 and not {name for name, _ in pairs} & {stem for _, stem, *_ in unseen.items}
+
+
+def test_fasseg_val_is_held_out_of_fit_by_person_and_never_a_test_image(shared_data: Path) -> None:
+    root = shared_data / "fasseg"
+    val, fit = FASSEG(root, "val"), FASSEG(root, "fit")
+    published = FASSEG(root, "train").items + FASSEG(root, "multipose-train").items
+    assert (len(val), len(fit)) == (30, 172) and set(val.items) | set(fit.items) == set(published)
+    assert not set(val.items) & set(fit.items)
+    assert not {fasseg_person(item) for item in val.items if item[0]} & {fasseg_person(i) for i in fit.items if i[0]}
+    test_pixels = {pixel_digest(item[2]) for item in FASSEG(root, "test").items}
+    assert not test_pixels & {pixel_digest(item[2]) for item in val.items}
+    assert [item[:2] for item in FASSEG(root, "val").items] == [item[:2] for item in val.items], "a fixed draw"
+    config = preset_config("fasseg")
+    assert (config.train_split, config.val_split) == ("fit", "val"), "the preset chooses on val, never on test"
+
+
+def test_pixel_overlap_is_found_across_file_formats(tmp_path: Path) -> None:
+    """A test image that is a train image saved as BMP instead of PNG, with another label, is the same face."""
+    palette = FASSEG_SCHEMA.palette
+    images = {n: _rgb(8, 8, seed=n) for n in (1, 2, 3)}
+    for part, names in (("Train", (1, 2)), ("Test", (3, 2))):
+        for n in names:
+            suffix = ".bmp" if part == "Test" else ".png"
+            _save(tmp_path / "V2" / f"{part}_RGB" / f"{n}{suffix}", images[n])
+            _save(tmp_path / "V2" / f"{part}_Labels" / f"{n}{suffix}", palette[np.full((8, 8), n % 6)])
+    assert find_test_overlap(tmp_path) == [("2", "2")]
 
 
 def test_fasseg_snaps_colours_and_reads_bmp(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 differences, the results file, resuming."""
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -70,11 +71,12 @@ def resident_mib() -> float:
 
 @pytest.fixture
 def tiny_fasseg(tmp_path: Path) -> Path:
-    """frontal02 (2 train, 2 test) and multipose01 (2 images at each of 3 yaws) in the release layout."""
+    """frontal02 (5 train, 2 test) and multipose01 (2 images at each of 3 yaws) in the release layout: enough for
+    FASSEG's ``val`` split (4 frontal02 faces and one multipose person)."""
     rng = np.random.default_rng(0)
     root = tmp_path / "fasseg"
-    for part in ("Train", "Test"):
-        for n in (1, 2):
+    for part, count in (("Train", 5), ("Test", 2)):
+        for n in range(1, count + 1):
             _face(root / "V2" / f"{part}_RGB" / f"{n}.png", root / "V2" / f"{part}_Labels" / f"{n}.png", rng)
     for yaw in YAWS:
         for n in (1, 2):
@@ -198,8 +200,8 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     curve = results["runs"][-1]["curve"]
     assert [point["step"] for point in curve] == [1, 2] and set(curve[0]["diagnostics"]) >= {"own_class", "grad_norm"}
     assert results["seeds_planned"] == [0, 1, 2, 3, 4] and results["seeds_requested"] == [0, 1]
-    assert results["seeds_done"] == [] and not results["complete"], "four variants of each seed are still missing"
-    assert results["variants_requested"] == ["baseline", "full"] and len(results["variants"]) == 6
+    assert results["seeds_done"] == [] and not results["complete"], "five variants of each seed are still missing"
+    assert results["variants_requested"] == ["baseline", "full"] and len(results["variants"]) == 7
     baseline = [run for run in results["runs"] if run["variant"] == "baseline"]
     assert [run["seed"] for run in baseline] == [0, 1]
     assert all(run["settings"]["use_graph"] is False and run["settings"]["use_edge"] is False for run in baseline)
@@ -283,13 +285,13 @@ def test_paired_differences_and_their_interval() -> None:
     results = {"reference": "baseline", "variants": {"baseline": {}, "full": {}, "other": {}, "top-8": {}}}
     table = paired_table({**results, "summary": summary, "paired": result}).splitlines()
     half = 100 * full["half_width"]
-    assert table[2] == "| baseline | 3 | 81.0 ± 1.0 | reference |  | 90.9 |"
+    assert table[2] == "| baseline | 3 | 81.0 ± 1.0 | reference |  | – |", "the paper has no baseline with L_BA"
     assert table[3] == f"| full | 3 | 84.0 ± 1.0 | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | helps | 92.3 |"
     assert table[4] == "| other | 1 | 70.0 | -10.0 | no interval | – |"
     assert table[5] == "| top-8 | 0 | pending | | | 91.1 |" and len(table) == 6
     parts = [("graph", "full", "baseline"), ("other part", "other", "full"), ("missing", "top-8", "top-4")]
     assert parts_table({"runs": runs}, parts).splitlines()[2:] == [
-        f"| graph | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | 3 | helps | +1.4 |",
+        f"| graph | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | 3 | helps | – |",
         "| other part | -13.0 | 1 | no interval | – |",
         "| missing | pending | 0 | | -1.2 |",
     ]
@@ -340,6 +342,18 @@ def test_variants_of_a_seed_start_from_the_same_weights_and_see_the_same_batches
     for a, b in zip(baseline_batches, full_batches, strict=True):
         assert a["name"] == b["name"] and torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
     assert not torch.equal(baseline_batches[0]["image"], other_batches[0]["image"]), "another seed, other batches"
+
+
+def test_the_paper_baseline_trains_on_cross_entropy_alone(tiny_fasseg: Path) -> None:
+    """Table I(a) row 1: ResNet + pyramid pooling with L_final only; our "baseline" adds L_BA."""
+    terms = {}
+    for name in ("paper-baseline", "baseline"):
+        settings = run_settings(EXPERIMENTS["fasseg-ablation"], EXPERIMENTS["fasseg-ablation"].variants[name], {}, 0)
+        config = preset_config("fasseg", **{**settings, **TINY_SETTINGS}, data_root=str(tiny_fasseg))
+        trainer = Trainer(dataclasses.replace(config, out=str(tiny_fasseg.parent / "runs" / name)))
+        batch = next(iter(trainer.train_loader))
+        terms[name] = set(trainer.criterion(trainer.model(batch["image"]), batch)[1])
+    assert terms == {"paper-baseline": {"final"}, "baseline": {"boundary", "final"}}
 
 
 def test_a_results_file_is_read_by_its_experiment_name(tmp_path: Path) -> None:

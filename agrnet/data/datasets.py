@@ -8,8 +8,10 @@ FASSEG multipose, ``landmarks`` for LaPa on request). Bad files raise an error t
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +334,53 @@ def _find_dir(parent: Path, *names: str) -> Path:
     raise FileNotFoundError(f"{parent / names[0]}: FASSEG folder not found (see data/README.md for the layout)")
 
 
+FASSEGItem = tuple[str, str, Path, Path]
+"""One labelled FASSEG image: (pose folder, "" in frontal02; file stem; image path; label path)."""
+
+
+def published(root: str | Path, split: str) -> tuple[list[FASSEGItem], list[Path], Path]:
+    """The labelled images of a published FASSEG split, its images without a label, and its image folder."""
+    part = split.removeprefix("multipose-").capitalize()
+    version = Path(root) / ("V3" if split.startswith("multipose") else "V2")
+    image_dir = _find_dir(version, f"{part}_RGB")
+    label_dir = _find_dir(version, f"{part}_Labels", f"{part}_labels")
+    if split.startswith("multipose"):
+        poses = sorted((p.name for p in image_dir.iterdir() if p.is_dir()), key=int)
+        folders = [(pose, image_dir / pose, label_dir / pose) for pose in poses]
+    else:
+        folders = [("", image_dir, label_dir)]
+    items: list[FASSEGItem] = []
+    unlabelled: list[Path] = []
+    for pose, image_folder, label_folder in folders:
+        images = _files_by_stem(image_folder, (".bmp", ".png"))
+        labels = _files_by_stem(label_folder, (".bmp", ".png")) if label_folder.is_dir() else {}
+        unlabelled += [images[stem] for stem in sorted(images.keys() - labels.keys(), key=_natural_key)]
+        for stem in sorted(labels, key=_natural_key):
+            items.append((pose, stem, images.get(stem, image_folder / f"{stem}.png"), labels[stem]))
+    return items, unlabelled, image_dir
+
+
+FASSEG_VAL = {"train": 4, "multipose-train": 1}
+"""What FASSEG's ``val`` split holds, drawn with ``FASSEG_VAL_SEED``: 4 frontal02 train faces and every image of
+1 of the 7 people of multipose-train (26 images: 2 series at 13 yaws), 30 of the 202 train images. Multipose
+images are drawn by person (``fasseg_person``), so no face of ``val`` is a pose of a person in ``fit``; no image
+of ``val`` is a test image."""
+FASSEG_VAL_SEED = 0
+
+
+def pixel_digest(path: Path) -> str:
+    """SHA-256 of an image's decoded RGB pixels and size: equal for the same picture whatever its file format;
+    computed once per file version and process."""
+    stat = Path(path).stat()
+    return _pixel_digest(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _pixel_digest(path: str, mtime_ns: int, size: int) -> str:
+    array = decode_rgb(Path(path))
+    return hashlib.sha256(repr(array.shape).encode() + array.tobytes()).hexdigest()
+
+
 class FASSEG(ParsingDataset):
     """FASSEG (Khan, Mauro, Leonardi, ICIP 2015; Khan et al., ICME 2017), colour-coded labels.
 
@@ -342,38 +391,36 @@ class FASSEG(ParsingDataset):
     colours are snapped to the nearest palette colour (the files hold some anti-aliased pixels); the snapped ids
     are decoded once per process (``agrnet.data.base.DECODED``).
 
+    Splits of ours, made from the published ones by the pixels of their images (``pixel_digest``):
+    ``test-unseen`` is frontal02 test without the images that are also train images (as published, 6 of the 50
+    test images are train images with re-annotated labels: ``find_test_overlap``); ``val`` is a fixed draw of
+    ``FASSEG_VAL`` faces from train and multipose-train (seed ``FASSEG_VAL_SEED``, never a face whose image is a
+    test image), for every choice of a protocol; ``fit`` is train + multipose-train without ``val``.
+
     Only images with a label are samples. The published multipose test split holds images at 13 yaws but labels
     at 6 (0, +-30, +-60, +90): the images without a label are listed in ``unlabelled`` and named once in a
     warning, not read. A label without its image is a sample whose loading fails, naming the missing file.
     """
 
     schema = FASSEG_SCHEMA
-    splits = ("train", "test", "multipose-train", "multipose-test")
+    splits = ("train", "test", "multipose-train", "multipose-test", "test-unseen", "val", "fit")
 
     def __init__(self, root: str | Path, split: str = "train", transform: Transform | None = None) -> None:
         super().__init__(transform)
         self.root = Path(root)
         self.split = check_split(split, self.splits, "FASSEG")
-        part = split.removeprefix("multipose-").capitalize()
-        version = self.root / ("V3" if split.startswith("multipose") else "V2")
-        self.image_dir = _find_dir(version, f"{part}_RGB")
-        self.label_dir = _find_dir(version, f"{part}_Labels", f"{part}_labels")
-        if split.startswith("multipose"):
-            poses = sorted((p.name for p in self.image_dir.iterdir() if p.is_dir()), key=int)
-            folders = [(pose, self.image_dir / pose, self.label_dir / pose) for pose in poses]
-        else:
-            folders = [("", self.image_dir, self.label_dir)]
-        self.items: list[tuple[str, str, Path, Path]] = []
         self.unlabelled: list[Path] = []
-        for pose, image_folder, label_folder in folders:
-            images = _files_by_stem(image_folder, (".bmp", ".png"))
-            labels = _files_by_stem(label_folder, (".bmp", ".png")) if label_folder.is_dir() else {}
-            self.unlabelled += [images[stem] for stem in sorted(images.keys() - labels.keys(), key=_natural_key)]
-            for stem in sorted(labels, key=_natural_key):
-                image_path = images.get(stem, image_folder / f"{stem}.png")
-                self.items.append((pose, stem, image_path, labels[stem]))
-        if self.unlabelled:
-            warnings.warn(f"FASSEG {split}: {describe_unlabelled(self.unlabelled, self.image_dir)}", stacklevel=2)
+        if split == "test-unseen":
+            seen = {pixel_digest(item[2]) for part in ("train", "multipose-train") for item in published(root, part)[0]}
+            self.items = [item for item in published(root, "test")[0] if pixel_digest(item[2]) not in seen]
+        elif split in ("val", "fit"):
+            val = fasseg_val_items(self.root)
+            everything = published(root, "train")[0] + published(root, "multipose-train")[0]
+            self.items = val if split == "val" else [item for item in everything if item not in val]
+        else:
+            self.items, self.unlabelled, image_dir = published(root, split)
+            if self.unlabelled:
+                warnings.warn(f"FASSEG {split}: {describe_unlabelled(self.unlabelled, image_dir)}", stacklevel=2)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -407,6 +454,39 @@ def describe_unlabelled(paths: list[Path], image_dir: Path) -> str:
         else:
             named += [str(path.relative_to(image_dir.parent)) for path in files]
     return f"{len(paths)} images have no label and are skipped: {', '.join(named)}"
+
+
+def find_test_overlap(root: str | Path) -> list[tuple[str, str]]:
+    """The (test name, train name) pairs of FASSEG frontal02 whose images have the same pixels (``pixel_digest``),
+    in test order: the test faces that every model trained on the published train split has seen."""
+    train = {pixel_digest(image): stem for _, stem, image, _ in published(root, "train")[0]}
+    test = published(root, "test")[0]
+    return [(stem, train[pixel_digest(image)]) for _, stem, image, _ in test if pixel_digest(image) in train]
+
+
+def fasseg_person(item: FASSEGItem) -> str:
+    """Who is pictured: Pointing04's person ("personne01") for multipose images, the file stem for frontal02 ones
+    (whose sources, MIT-CBCL and FEI, give one face per file here)."""
+    pose, stem, *_ = item
+    match = re.match(r"personne\d\d", stem)
+    return match.group() if pose and match else stem
+
+
+def fasseg_val_items(root: str | Path) -> list[FASSEGItem]:
+    """The items of FASSEG's ``val`` split (``FASSEG_VAL``) in the published order: of each train split, the
+    images of that many people drawn with ``FASSEG_VAL_SEED`` among those with no image in the test split."""
+    tests = {pixel_digest(item[2]) for item in published(root, "test")[0]}
+    chosen: list[FASSEGItem] = []
+    for split, count in FASSEG_VAL.items():
+        items = published(root, split)[0]
+        people = sorted({fasseg_person(item) for item in items if pixel_digest(item[2]) not in tests} - {
+            fasseg_person(item) for item in items if pixel_digest(item[2]) in tests
+        }, key=_natural_key)  # fmt: skip
+        if len(people) < count:
+            raise ValueError(f"FASSEG {split}: {len(people)} people with no test image, fewer than val's {count}")
+        drawn = set(random.Random(FASSEG_VAL_SEED).sample(people, count))
+        chosen += [item for item in items if fasseg_person(item) in drawn]
+    return chosen
 
 
 DATASETS: dict[str, type[ParsingDataset]] = {
