@@ -1,0 +1,193 @@
+"""Faces in whole photos: detection, alignment by 5 landmarks, and the paste-back of a crop's parsing."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from agrnet.data.datasets import FASSEG
+from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
+from agrnet.faces import (
+    FASSEG_FRAME,
+    Face,
+    FaceDetector,
+    aligned_crop,
+    combine_faces,
+    invert,
+    measure_frame,
+    parse_photo,
+    paste_back,
+    similarity_transform,
+    warp,
+)
+from agrnet.predict import Predictor
+
+GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+"""A real portrait that every install of matplotlib carries (512 x 600)."""
+
+
+def similarity(angle_degrees: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    angle = math.radians(angle_degrees)
+    rotation = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    return np.hstack([rotation, np.array(shift)[:, None]])
+
+
+def grace_hopper() -> np.ndarray:
+    return np.array(Image.open(GRACE_HOPPER).convert("RGB"))
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    points = np.random.default_rng(0).uniform(0, 100, (5, 2))
+    known = similarity(23.0, 1.7, (40.0, -12.0))
+    moved = points @ known[:, :2].T + known[:, 2]
+    np.testing.assert_allclose(similarity_transform(points, moved), known, atol=1e-9)
+    np.testing.assert_allclose(similarity_transform(moved, points), invert(known), atol=1e-9)
+    mirrored = points * (-1, 1)
+    fitted = similarity_transform(points, mirrored)
+    assert np.linalg.det(fitted[:, :2]) > 0, "never a reflection"
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_transform(np.zeros((5, 2)), points)
+
+
+def face_label(shared_data_root: Path | None) -> torch.Tensor:
+    """A real FASSEG label map when the data is here, else a drawn one with every class."""
+    if shared_data_root is not None and (shared_data_root / "fasseg").is_dir():
+        return FASSEG(shared_data_root / "fasseg", "test")[0]["label"]
+    label = torch.zeros(200, 150, dtype=torch.long)
+    label[20:60, 20:130], label[60:190, 25:125] = 2, 1
+    label[90:105, 45:65] = label[90:105, 85:105] = 3
+    label[110:140, 68:82], label[150:160, 55:95] = 4, 5
+    return label
+
+
+def test_a_face_warped_into_a_photo_and_pasted_back_comes_back_within_a_pixel() -> None:
+    root = Path(__file__).resolve().parents[2] / "shared" / "data"
+    label = face_label(root if root.is_dir() else None)
+    one_hot = F.one_hot(label, 6).permute(2, 0, 1).float()
+    photo_to_crop = similarity(-17.0, 0.45, (0.0, 0.0))  # the face is larger in the photo, turned by 17 degrees
+    crop_to_photo = invert(photo_to_crop)
+    corners = np.array([[0, 0], [label.shape[1], 0], [0, label.shape[0]], [label.shape[1], label.shape[0]]])
+    placed = corners @ crop_to_photo[:, :2].T + crop_to_photo[:, 2]
+    crop_to_photo[:, 2] += 30 - placed.min(0)  # 30 px of margin in the photo
+    photo_size = tuple(int(v) + 60 for v in np.ceil(placed.max(0) - placed.min(0))[::-1])
+    photo = warp(one_hot, crop_to_photo, photo_size)
+    assert photo.sum(0).max() <= 1.0 + 1e-5 and photo.sum(0)[0, 0] == 0, "outside the face: nothing"
+    back, (x0, y0, x1, y1) = paste_back(photo, crop_to_photo, tuple(label.shape))
+    assert (x0, y0, x1, y1) == (0, 0, label.shape[1], label.shape[0])
+    returned = back.argmax(0)
+    wrong = returned != label
+    assert wrong.float().mean() < 0.01
+    boundary = F.max_pool2d(label[None, None].float(), 3, 1, 1) != -F.max_pool2d(-label[None, None].float(), 3, 1, 1)
+    assert not (wrong & ~boundary[0, 0]).any(), "every changed pixel lies within a pixel of a class boundary"
+
+
+def test_faces_claim_the_pixels_they_cover_and_the_rest_stays_background() -> None:
+    photo_size = (40, 60)
+    left = torch.zeros(6, 20, 20)
+    left[3] = 1.0  # eyes everywhere, certain
+    right = torch.zeros(6, 30, 30)
+    right[0], right[1] = 0.4, 0.6  # skin, less certain
+    pasted = [(left, (0, 0, 20, 20)), (right, (10, 5, 40, 35))]
+    label = combine_faces(pasted, photo_size)
+    assert label.shape == photo_size
+    assert (label[:20, :10] == 3).all() and (label[5:20, 10:20] == 3).all(), "the surer face wins the overlap"
+    assert (label[20:35, 10:40] == 1).all() and (label[:, 40:] == 0).all() and (label[35:] == 0).all()
+
+
+def test_the_detector_finds_the_portrait_in_order_and_two_faces_side_by_side() -> None:
+    detector = FaceDetector()
+    image = grace_hopper()
+    (face,) = detector(image)
+    right_eye, left_eye, nose, mouth_right, mouth_left = face.landmarks
+    assert right_eye[0] < left_eye[0] and mouth_right[0] < mouth_left[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < min(mouth_right[1], mouth_left[1])
+    x, y, w, h = face.box
+    assert x < nose[0] < x + w and y < nose[1] < y + h and face.score > 0.8
+    pair = np.concatenate([image, image[:, ::-1]], axis=1)
+    faces = detector(pair)
+    assert len(faces) == 2 and sorted(f.landmarks[2, 0] > image.shape[1] for f in faces) == [False, True]
+    large = np.asarray(Image.fromarray(image).resize((2048, 2400)))
+    (scaled,) = detector(large)
+    np.testing.assert_allclose(scaled.landmarks / 4, face.landmarks, atol=0.05 * w)  # found at 1024 px, scaled back
+
+
+def test_a_missing_or_broken_detector_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.onnx: face detector model not found"):
+        FaceDetector(tmp_path / "missing.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    with pytest.raises(ValueError, match=r"broken\.onnx: not a readable YuNet ONNX model"):
+        FaceDetector(broken)
+    with pytest.raises(ValueError, match="uint8 H x W x 3"):
+        FaceDetector()(np.zeros((10, 10), np.uint8))
+
+
+class StubDetector:
+    """Returns the faces it was given, whatever the image."""
+
+    def __init__(self, faces: list[Face]) -> None:
+        self.faces = faces
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        return self.faces
+
+
+class SkinModel(torch.nn.Module):
+    """Logits that call every pixel skin: whatever it sees, a crop comes back as skin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.num_classes = 6
+
+    def forward(self, images: torch.Tensor):  # noqa: ANN201
+        logits = torch.zeros(images.shape[0], 6, *images.shape[-2:])
+        logits[:, 1] = 10 * self.scale
+        return type("Output", (), {"logits": logits})()
+
+
+def test_a_face_at_the_border_is_parsed_inside_the_photo_only_and_no_face_means_background() -> None:
+    predictor = Predictor(SkinModel(), FASSEG_SCHEMA, device="cpu", size=64)
+    image = torch.rand(3, 120, 160)
+    points = FASSEG_FRAME.points(100) + (-40.0, 50.0)  # the face runs off the left and bottom edges
+    border = Face((0.0, 50.0, 60.0, 100.0), points, 0.9)
+    parsing = parse_photo(predictor, image, StubDetector([border]))
+    assert parsing.label.shape == (120, 160) and len(parsing.crops) == 1
+    crop_height, crop_width = FASSEG_FRAME.size(512)
+    assert parsing.crops[0].shape == (3, crop_height, crop_width)
+    skin = parsing.label == 1
+    assert skin[60:, :20].all() and not skin[:40].any() and not skin[:, 80:].any()
+    empty = parse_photo(predictor, image, StubDetector([]))
+    assert empty.faces == [] and (empty.label == 0).all()
+    nobody = parse_photo(predictor, torch.full((3, 200, 200), 0.5), FaceDetector())
+    assert nobody.faces == [] and (nobody.label == 0).all(), "a grey picture holds no face"
+
+
+def test_the_crop_puts_the_landmarks_where_the_frame_has_them() -> None:
+    (face,) = FaceDetector()(grace_hopper())
+    image = torch.from_numpy(grace_hopper()).permute(2, 0, 1).float() / 255
+    crop, matrix = aligned_crop(image, face, FASSEG_FRAME, 256)
+    assert crop.shape == (3, *FASSEG_FRAME.size(256))
+    moved = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
+    assert np.abs(moved - FASSEG_FRAME.points(256)).max() < 0.1 * 256, "landmarks within 10 % of the frame's"
+
+
+def test_the_fasseg_frame_is_what_the_train_faces_measure(shared_data: Path) -> None:
+    dataset = FASSEG(shared_data / "fasseg", "train")
+    images = [(dataset[i]["image"].permute(1, 2, 0) * 255).round().byte().numpy() for i in range(len(dataset))]
+    frame = measure_frame(images)
+    assert frame.aspect == pytest.approx(FASSEG_FRAME.aspect, abs=1e-3)
+    np.testing.assert_allclose(frame.landmarks, FASSEG_FRAME.landmarks, atol=1e-3)
+
+
+def test_grace_hopper_is_where_matplotlib_keeps_it() -> None:
+    assert GRACE_HOPPER.is_file(), f"{GRACE_HOPPER}: matplotlib's sample photo"
+    assert os.path.getsize(GRACE_HOPPER) > 10_000
