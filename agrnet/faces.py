@@ -25,12 +25,15 @@ import os
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from agrnet.evaluate import predict_logits
+from agrnet.metrics import ConfusionMatrix
 from agrnet.predict import Predictor
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -257,6 +260,37 @@ def parse_photo(
     return parsing
 
 
+def score_photos(
+    predictor: Predictor, dataset: Dataset, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
+    crop_height: int = 512,
+) -> dict[str, Any]:  # fmt: skip
+    """Score ``predictor`` through the photo pipeline (``parse_photo``) on a dataset of whole photos (samples with
+    ``image`` at the label's size and ``label`` in the predictor's schema): the report of ``agrnet.evaluate``
+    (``ConfusionMatrix.to_dict``, ``schema``, ``num_images``, ``confusion_matrix``) plus the faces found in each
+    image (``faces_per_image``) and the names of the images where none was found (``no_face``, scored as all
+    background)."""
+    schema = predictor.schema
+    if dataset.schema != schema:
+        raise ValueError(f"dataset labels are {dataset.schema.name}, the model predicts {schema.name}")
+    confusion = ConfusionMatrix(schema.num_classes, schema.ignore_index)
+    faces_per_image, no_face = [], []
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        if tuple(sample["image"].shape[-2:]) != tuple(sample["label"].shape):
+            raise ValueError(f"{sample['name']}: the photo pipeline needs the image at its label's size")
+        parsing = parse_photo(predictor, sample["image"], detector, frame, crop_height)
+        confusion.update(parsing.label.flatten(), sample["label"].flatten())
+        faces_per_image.append(len(parsing.faces))
+        if not parsing.faces:
+            no_face.append(sample["name"])
+    report = confusion.to_dict(schema.classes, schema.groups)
+    report.update(
+        schema=schema.name, num_images=len(dataset), confusion_matrix=confusion.matrix.tolist(),
+        faces_per_image=faces_per_image, no_face=no_face, pipeline="photo",
+    )  # fmt: skip
+    return report
+
+
 def combine_faces(
     pasted: list[tuple[torch.Tensor, tuple[int, int, int, int]]], photo_size: tuple[int, int], background: int = 0
 ) -> torch.Tensor:
@@ -286,6 +320,7 @@ __all__ = [
     "combine_faces",
     "measure_frame",
     "parse_photo",
+    "score_photos",
     "paste_back",
     "similarity_transform",
     "warp",

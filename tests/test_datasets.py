@@ -24,8 +24,15 @@ from agrnet.data import (
     label_edges,
 )
 from agrnet.data.base import DECODED, DecodeCache, read_id_map
-from agrnet.data.datasets import SplitUnion, fasseg_person, find_test_overlap, pixel_digest, snap_to_palette
-from agrnet.data.labels import CELEBAMASK_HQ_PARTS
+from agrnet.data.datasets import (
+    MappedLabels,
+    SplitUnion,
+    fasseg_person,
+    find_test_overlap,
+    pixel_digest,
+    snap_to_palette,
+)
+from agrnet.data.labels import CELEBAMASK_HQ, CELEBAMASK_HQ_AS_FASSEG, CELEBAMASK_HQ_PARTS, LabelMapping
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 
 
@@ -473,3 +480,41 @@ def test_readers_share_the_process_cache(shared_data: Path) -> None:
     second = FASSEG(shared_data / "fasseg", "test")[0]
     assert misses == 2 and DECODED.misses == 2 and DECODED.hits == 2, "image and label decoded once"
     assert torch.equal(first["image"], second["image"]) and torch.equal(first["label"], second["label"])
+
+
+# CelebAMask-HQ as FASSEG's classes -----------------------------------------------------------------------------------
+
+
+def test_celebamask_classes_read_as_fasseg_components() -> None:
+    ids = {name: CELEBAMASK_HQ.classes.index(name) for name in CELEBAMASK_HQ.classes}
+    label = torch.tensor([ids[name] for name in CELEBAMASK_HQ.classes] + [255])
+    mapped = CELEBAMASK_HQ_AS_FASSEG(label).tolist()
+    expected = {
+        "background": 0, "skin": 1, "nose": 4, "eye_g": 255, "l_eye": 3, "r_eye": 3, "l_brow": 2, "r_brow": 2,
+        "l_ear": 1, "r_ear": 1, "mouth": 5, "u_lip": 5, "l_lip": 5, "hair": 2, "hat": 0, "ear_r": 0, "neck_l": 0,
+        "neck": 1, "cloth": 0,
+    }  # fmt: skip
+    assert mapped == [expected[name] for name in CELEBAMASK_HQ.classes] + [255]
+    with pytest.raises(ValueError, match=r"unknown classes \['beard'\]"):
+        LabelMapping(CELEBAMASK_HQ, FASSEG_SCHEMA, {"beard": "hair"})
+
+
+def test_celebamask_folder_layout_is_read_and_mapped(tmp_path: Path) -> None:
+    label = np.zeros((16, 16), np.uint8)
+    label[4:12, 4:12] = CELEBAMASK_HQ.classes.index("l_lip")
+    label[0, 0] = CELEBAMASK_HQ.classes.index("eye_g")
+    _save(tmp_path / "images" / "7.png", _rgb(8, 8))  # half the label's size: resized to its grid
+    _save(tmp_path / "labels" / "7.png", label)
+    dataset = build_dataset("celebamask-hq", tmp_path, "all")
+    assert type(dataset).__name__ == "CelebAMaskHQFolder" and len(dataset) == 1
+    sample = MappedLabels(dataset, CELEBAMASK_HQ_AS_FASSEG)[0]
+    assert sample["image"].shape == (3, 16, 16) and sample["name"] == "7"
+    assert sample["label"][5, 5] == 5 and sample["label"][0, 0] == 255 and sample["label"][15, 15] == 0
+    assert sample["edge"].shape == (16, 16)
+    with pytest.raises(ValueError, match="use split 'all'"):
+        build_dataset("celebamask-hq", tmp_path, "test")
+    _save(tmp_path / "images" / "8.png", _rgb(8, 8))
+    with pytest.raises(FileNotFoundError, match=r"no label for image\(s\) 8"):
+        build_dataset("celebamask-hq", tmp_path, "all")
+    with pytest.raises(ValueError, match="reads celebamask-hq labels, the dataset has fasseg"):
+        MappedLabels(FASSEG.__new__(FASSEG), CELEBAMASK_HQ_AS_FASSEG)

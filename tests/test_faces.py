@@ -25,6 +25,7 @@ from agrnet.faces import (
     measure_frame,
     parse_photo,
     paste_back,
+    score_photos,
     similarity_transform,
     warp,
 )
@@ -191,3 +192,28 @@ def test_the_fasseg_frame_is_what_the_train_faces_measure(shared_data: Path) -> 
 def test_grace_hopper_is_where_matplotlib_keeps_it() -> None:
     assert GRACE_HOPPER.is_file(), f"{GRACE_HOPPER}: matplotlib's sample photo"
     assert os.path.getsize(GRACE_HOPPER) > 10_000
+
+
+class Photos(torch.utils.data.Dataset):
+    """Two 'photos' labelled skin in a square and background around it."""
+
+    schema = FASSEG_SCHEMA
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> dict:
+        label = torch.zeros(120, 160, dtype=torch.long)
+        label[20:100, 40:120] = 1
+        return {"image": torch.rand(3, 120, 160), "label": label, "name": f"photo{index}"}
+
+
+def test_photos_are_scored_through_the_pipeline_and_a_photo_without_a_face_counts_as_background() -> None:
+    predictor = Predictor(SkinModel(), FASSEG_SCHEMA, device="cpu", size=64)
+    face = Face((40.0, 20.0, 80.0, 80.0), FASSEG_FRAME.points(80) + (50.0, 20.0), 0.9)
+    report = score_photos(predictor, Photos(), StubDetector([face]))
+    assert report["num_images"] == 2 and report["faces_per_image"] == [1, 1] and report["no_face"] == []
+    assert report["f1"]["skin"] > 0.5 and report["pipeline"] == "photo"
+    nothing = score_photos(predictor, Photos(), StubDetector([]))
+    assert nothing["no_face"] == ["photo0", "photo1"] and nothing["f1"]["skin"] == 0.0
+    assert np.sum(nothing["confusion_matrix"], axis=0)[1] == 0, "no pixel predicted skin"

@@ -40,6 +40,7 @@ from agrnet.data.labels import (
     CELEBAMASK_HQ_PARTS,
     HELEN,
     LAPA,
+    LabelMapping,
     LabelSchema,
 )
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
@@ -212,6 +213,76 @@ class CelebAMaskHQ(ParsingDataset):
                 )
             image = image.resize((width, height), Image.Resampling.BILINEAR)
         return {"image": image_to_tensor(image), "label": label, "name": str(i)}
+
+
+class CelebAMaskHQFolder(ParsingDataset):
+    """CelebAMask-HQ samples in a folder of pairs: ``<root>/images/<id>.{png,jpg}`` and ``<root>/labels/<id>.png``
+    (id maps of the 19 classes, ``CELEBAMASK_HQ``), any size; an image of another size than its label but the same
+aspect is resized to the label's grid (bilinear), as the release's 1024 px images are. The folder is one set
+    of samples, with no splits of its own: ``split`` must be "all". ``build_dataset("celebamask-hq", root)`` reads
+    a root in this layout with this reader."""
+
+    schema = CELEBAMASK_HQ
+    splits = ("all",)
+
+    def __init__(self, root: str | Path, split: str = "all", transform: Transform | None = None) -> None:
+        super().__init__(transform)
+        self.root = Path(root)
+        if split != "all":
+            raise ValueError(
+                f"CelebAMask-HQ folder {self.root} (images/, labels/) holds one set of samples: use split 'all', "
+                f"not {split!r}"
+            )
+        self.split = split
+        images = _files_by_stem(require_dir(self.root / "images", "CelebAMask-HQ images"), (".png", ".jpg"))
+        labels = _files_by_stem(require_dir(self.root / "labels", "CelebAMask-HQ labels"), (".png",))
+        missing = sorted(images.keys() - labels.keys(), key=_natural_key)
+        if missing:
+            raise FileNotFoundError(f"{self.root / 'labels'}: no label for image(s) {', '.join(missing)}")
+        self.items = [(images[stem], labels[stem]) for stem in sorted(images, key=_natural_key)]
+
+    @staticmethod
+    def holds(root: str | Path) -> bool:
+        """Whether ``root`` is in this layout (``images/`` and ``labels/`` folders)."""
+        return (Path(root) / "images").is_dir() and (Path(root) / "labels").is_dir()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> Sample:
+        image_path, label_path = self.items[index]
+        image = open_image(image_path, "RGB")
+        label = torch.from_numpy(read_id_map(label_path)).long()
+        height, width = label.shape
+        if image.size != (width, height):
+            if image.size[0] * height != image.size[1] * width:
+                raise ValueError(
+                    f"{image_path}: image is {image.size[0]}x{image.size[1]} but its label {label_path} is "
+                    f"{width}x{height}; expected one size or one aspect"
+                )
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        check_ids(label, self.schema, label_path)
+        return {"image": image_to_tensor(image), "label": label, "name": image_path.stem}
+
+
+class MappedLabels(ParsingDataset):
+    """``dataset`` with its labels read as another schema's classes through ``mapping`` (``LabelMapping``, e.g.
+    ``CELEBAMASK_HQ_AS_FASSEG``), to score a model of ``mapping.target`` on it; ``transform`` applies after the
+    mapping (the dataset's own transform is not used)."""
+
+    def __init__(self, dataset: ParsingDataset, mapping: LabelMapping, transform: Transform | None = None) -> None:
+        super().__init__(transform)
+        if dataset.schema != mapping.source:
+            raise ValueError(f"mapping: reads {mapping.source.name} labels, the dataset has {dataset.schema.name}")
+        self.dataset, self.mapping, self.schema = dataset, mapping, mapping.target
+        self.table = mapping.table()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def load(self, index: int) -> Sample:
+        sample = self.dataset.load(index)
+        return {**sample, "label": self.table[sample["label"]]}
 
 
 def celebamask_hq_split(root: Path) -> dict[str, list[int]]:
@@ -536,4 +607,6 @@ def build_dataset(
         return SyntheticFaces(split=split, transform=transform, **kwargs)
     if root is None:
         raise ValueError(f"dataset {name!r} needs a root folder (see data/README.md)")
+    if key == "celebamask-hq" and CelebAMaskHQFolder.holds(root):
+        return CelebAMaskHQFolder(root, split=split, transform=transform)
     return DATASETS[key](root, split=split, transform=transform, **kwargs)

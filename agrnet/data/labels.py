@@ -307,6 +307,55 @@ RGB images in this palette. No left/right classes, so no flip pairs.
 SCHEMAS: dict[str, LabelSchema] = {s.name: s for s in (LAPA, HELEN, CELEBAMASK_HQ, LIP, FASSEG)}
 
 
+@dataclass(frozen=True)
+class LabelMapping:
+    """Labels of ``source`` read as ``target``'s classes: ``classes`` maps a source class name to a target class
+    name, or to None for pixels that are left out of the score (``ignore_index``); source classes it does not name
+    become ``target``'s class 0 (background)."""
+
+    source: LabelSchema
+    target: LabelSchema
+    classes: dict[str, str | None]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.classes) - set(self.source.classes))
+        unknown += sorted({t for t in self.classes.values() if t is not None} - set(self.target.classes))
+        if unknown:
+            raise ValueError(f"{self.source.name} -> {self.target.name}: unknown classes {unknown}")
+
+    def table(self) -> torch.Tensor:
+        """The lookup table (int64, 256 entries: any uint8 id) from a source id to a target id."""
+        table = torch.zeros(256, dtype=torch.long)
+        table[self.source.num_classes :] = self.target.ignore_index
+        for name, target in self.classes.items():
+            index = self.source.classes.index(name)
+            table[index] = self.target.ignore_index if target is None else self.target.classes.index(target)
+        table[self.source.ignore_index] = self.target.ignore_index
+        return table
+
+    def __call__(self, label: torch.Tensor) -> torch.Tensor:
+        """``label`` (source ids, any shape) as target ids."""
+        return self.table().to(label.device)[label.long()]
+
+
+CELEBAMASK_HQ_AS_FASSEG = LabelMapping(
+    CELEBAMASK_HQ,
+    FASSEG,
+    {
+        "skin": "skin", "l_ear": "skin", "r_ear": "skin", "neck": "skin",
+        "hair": "hair", "l_brow": "hair", "r_brow": "hair",
+        "l_eye": "eyes", "r_eye": "eyes", "nose": "nose",
+        "mouth": "mouth", "u_lip": "mouth", "l_lip": "mouth",
+        "eye_g": None,
+    },
+)  # fmt: skip
+"""CelebAMask-HQ's 19 classes as FASSEG's 6, the components both label (as the paper's Table IV scores "common
+components" across datasets): skin, ears and neck are skin (FASSEG's skin holds the neck); hair and both brows are
+hair (FASSEG's hair holds the eyebrows); both eyes are eyes; nose; mouth and both lips are mouth; cloth, hat,
+earring, necklace and background are background; eyeglasses are left out of the score, since FASSEG has no such
+class and what lies under them is unknown."""
+
+
 def get_schema(name: str) -> LabelSchema:
     """The schema called ``name`` (case-insensitive; "synthetic" gives LaPa, the synthetic faces' schema)."""
     key = name.lower().replace("_", "-")
