@@ -7,6 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from agrnet.data import CELEBAMASK_HQ, LAPA, EvalTransform, SyntheticFaces, TrainTransform, label_edges
+from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
+from agrnet.data.transforms import Appearance
 
 
 def _halves_sample(height: int = 32, width: int = 40) -> dict:
@@ -150,3 +152,37 @@ def test_dataset_applies_eval_transform_and_adds_full_size_edges() -> None:
     sample = dataset[1]
     assert sample["image"].shape == (3, 32, 32) and sample["label"].shape == (64, 64)
     assert torch.equal(sample["edge"], label_edges(sample["label"]))
+
+
+def _face_sample() -> dict:
+    """A 64 x 48 FASSEG-schema face: background around skin, two eyes, a mouth."""
+    label = torch.zeros(64, 48, dtype=torch.long)
+    label[10:60, 8:40] = 1
+    label[24:28, 12:20] = label[24:28, 28:36] = 3
+    label[44:48, 18:30] = 5
+    return {"image": torch.full((3, 64, 48), 0.5), "label": label, "name": "face"}
+
+
+def test_appearance_changes_the_image_where_it_should_and_never_the_label() -> None:
+    sample = _face_sample()
+    label = sample["label"]
+    torch.manual_seed(0)
+    background = Appearance(FASSEG_SCHEMA, ("background",), p=1.0)(sample["image"], label)
+    assert (background[:, label == 0] != 0.5).any() and (background[:, label > 0] == 0.5).all()
+    glasses = Appearance(FASSEG_SCHEMA, ("glasses",), p=1.0)(sample["image"], label)
+    changed = (glasses != 0.5).any(0)
+    assert changed.any() and not changed[:12].any() and not changed[40:].any(), "frames lie around the eyes only"
+    photometric = Appearance(FASSEG_SCHEMA, ("photometric",), p=1.0)(sample["image"], label)
+    assert photometric.shape == (3, 64, 48) and 0 <= photometric.min() and photometric.max() <= 1
+    transform = TrainTransform(32, FASSEG_SCHEMA, rotation=0.0, scale=(1.0, 1.0), appearance=Appearance(FASSEG_SCHEMA))
+    plain = TrainTransform(32, FASSEG_SCHEMA, rotation=0.0, scale=(1.0, 1.0))
+    torch.manual_seed(3)
+    augmented = transform(sample)
+    torch.manual_seed(3)
+    reference = plain(sample)
+    assert torch.equal(augmented["label"], reference["label"]) and torch.equal(augmented["edge"], reference["edge"])
+    torch.manual_seed(3)
+    assert torch.equal(transform(sample)["image"], augmented["image"]), "seeded: the same draw"
+    assert Appearance(FASSEG_SCHEMA, p=0.0)(sample["image"], label).equal(sample["image"])
+    with pytest.raises(ValueError, match=r"augment: unknown \['hands'\]"):
+        Appearance(FASSEG_SCHEMA, ("hands",))

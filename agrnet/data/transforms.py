@@ -25,9 +25,112 @@ def _size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+APPEARANCE = ("photometric", "background", "glasses")
+"""The appearance augmentations ``Appearance`` can apply, for faces from elsewhere than the training set."""
+
+
+def procedural_background(height: int, width: int) -> torch.Tensor:
+    """A random texture (3 x H x W in [0, 1]): colour noise smoothed at a random scale (from fine grain to broad
+    blotches) over a random colour gradient, with torch's global generator."""
+    cell = int(torch.randint(2, 65, ()))
+    noise = torch.rand(1, 3, max(2, height // cell), max(2, width // cell))
+    noise = torch.nn.functional.interpolate(noise, size=(height, width), mode="bicubic", align_corners=False)[0]
+    ramp = torch.linspace(0, 1, height)[:, None] * torch.rand(()) + torch.linspace(0, 1, width) * torch.rand(())
+    start, end = torch.rand(3, 1, 1), torch.rand(3, 1, 1)
+    gradient = start + (end - start) * (ramp / ramp.max().clamp(min=1e-6))
+    mix = torch.rand(())
+    return (mix * noise + (1 - mix) * gradient).clamp(0, 1)
+
+
+def glasses_frames(label: torch.Tensor, eye_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A pair of glasses drawn around the eyes of ``label`` (H x W): the frames' coverage (H x W in [0, 1]) and
+    their colour (3 x 1 x 1), or None when the label shows fewer than 8 eye pixels. The eyes are split at the mean
+    column of the eye pixels; each rim is an ellipse around one eye, about twice its size, and a bridge joins them."""
+    eyes = torch.isin(label, torch.tensor(eye_ids, device=label.device))
+    ys, xs = torch.nonzero(eyes, as_tuple=True)
+    if len(xs) < 8:
+        return None
+    ys, xs = ys.float(), xs.float()
+    height, width = label.shape
+    grid_y = torch.arange(height, dtype=torch.float32, device=label.device)[:, None]
+    grid_x = torch.arange(width, dtype=torch.float32, device=label.device)[None]
+    middle = xs.mean()
+    thickness = float(torch.empty(()).uniform_(0.006, 0.02)) * width + 0.5
+    coverage = torch.zeros(height, width, device=label.device)
+    centres = []
+    for side in (xs < middle, xs >= middle):
+        if side.sum() < 4:
+            return None
+        cx, cy = xs[side].mean(), ys[side].mean()
+        rx = (xs[side].max() - xs[side].min()) * float(torch.empty(()).uniform_(0.8, 1.1)) + 4
+        ry = (ys[side].max() - ys[side].min()) * float(torch.empty(()).uniform_(1.2, 1.8)) + 4
+        radius = torch.sqrt(((grid_x - cx) / rx) ** 2 + ((grid_y - cy) / ry) ** 2)
+        coverage = torch.maximum(coverage, ((radius - 1).abs() * torch.minimum(rx, ry) < thickness / 2).float())
+        centres.append((cx, cy, rx))
+    (left_x, left_y, left_r), (right_x, right_y, right_r) = centres
+    bridge_y = (left_y + right_y) / 2
+    bridge = (grid_x > left_x + left_r) & (grid_x < right_x - right_r) & ((grid_y - bridge_y).abs() < thickness / 2)
+    coverage = torch.maximum(coverage, bridge.float())
+    colour = torch.rand(3, 1, 1, device=label.device) * (0.35 if torch.rand(()) < 0.7 else 1.0)
+    return coverage, colour
+
+
+class Appearance:
+    """Appearance augmentation for faces unlike the training set's (image only: labels are unchanged).
+
+    Each of ``kinds`` (``APPEARANCE``) applies with probability ``p``:
+    - "background": pixels labelled background (id 0) or ignored (the affine's uncovered border) are replaced by a
+      ``procedural_background`` texture, so the face sits on a new background (FASSEG's label holds its outline);
+    - "glasses": ``glasses_frames`` are drawn over the face; the eyes stay labelled as eyes (FASSEG labels eyes
+      behind frames as eyes; CelebAMask-HQ's score leaves eyeglasses out);
+    - "photometric": colour jitter (brightness, contrast, saturation, hue), gamma, greyscale, Gaussian blur,
+      Gaussian noise and JPEG compression, each at random strength (``torchvision.transforms.v2``).
+    Randomness comes from torch's global generator only.
+    """
+
+    def __init__(self, schema: LabelSchema, kinds: tuple[str, ...] = APPEARANCE, p: float = 0.5) -> None:
+        unknown = sorted(set(kinds) - set(APPEARANCE))
+        if unknown:
+            raise ValueError(f"augment: unknown {unknown}; choose from {list(APPEARANCE)}")
+        if not 0 <= p <= 1:
+            raise ValueError(f"augment probability: expected a value in [0, 1], got {p}")
+        self.schema, self.kinds, self.p = schema, tuple(kinds), p
+        self.eye_ids = [i for i, name in enumerate(schema.classes) if "eye" in name and name != "eye_g"]
+        self.photometric = v2.Compose(
+            [
+                v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.5, hue=0.08)], p=0.8),
+                v2.RandomGrayscale(p=0.15),
+                v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.3),
+                v2.RandomApply([v2.GaussianNoise(sigma=0.03)], p=0.3),
+            ]
+        )
+        self.jpeg = v2.JPEG(quality=(30, 95))
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """``image`` (3 x H x W in [0, 1]) with the augmentations drawn for it; ``label`` (H x W) places them."""
+        if "background" in self.kinds and torch.rand(()) < self.p:
+            outside = (label == 0) | (label == self.schema.ignore_index)
+            image = torch.where(outside, procedural_background(*label.shape).to(image), image)
+        if "glasses" in self.kinds and self.eye_ids and torch.rand(()) < self.p:
+            frames = glasses_frames(label, self.eye_ids)
+            if frames is not None:
+                coverage, colour = frames
+                image = image * (1 - coverage) + colour.to(image) * coverage
+        if "photometric" in self.kinds and torch.rand(()) < self.p:
+            image = self.photometric(image.clamp(0, 1))
+            image = TF.adjust_gamma(image.clamp(0, 1), float(torch.empty(()).uniform_(0.6, 1.6)))
+            if torch.rand(()) < 0.3:
+                image = self.jpeg((image.clamp(0, 1) * 255).round().to(torch.uint8)).float() / 255
+        return image.clamp(0, 1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kinds={self.kinds}, p={self.p})"
+
+
 class TrainTransform:
     """Random rotation in (-``rotation``, ``rotation``) degrees and scale in ``scale`` about the centre, a horizontal
-    flip with probability 1/2 followed by the schema's left/right id swap, and a fit to ``size``.
+    flip with probability 1/2 followed by the schema's left/right id swap, a fit to ``size``, and the
+    ``appearance`` augmentation when given.
 
     The image is resized to ``size`` (bilinear, antialiased; label nearest), exactly as ``EvalTransform`` resizes
     it, so that training and evaluation see faces with the same aspect; then it is rotated and scaled (uncovered
@@ -42,10 +145,12 @@ class TrainTransform:
         rotation: float = 30.0,
         scale: tuple[float, float] = (0.75, 1.25),
         flip: bool = True,
+        appearance: Appearance | None = None,
     ) -> None:
         self.size = _size_pair(size)
         self.schema = schema
         self.flip = flip
+        self.appearance = appearance
         fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: schema.ignore_index}
         self.geometry = v2.Compose(
             [
@@ -64,12 +169,15 @@ class TrainTransform:
             label = self.schema.mirror_ids(TF.horizontal_flip(label))
         image = image.as_subclass(torch.Tensor).clamp_(0.0, 1.0)
         label = label.as_subclass(torch.Tensor)
+        if self.appearance is not None:
+            image = self.appearance(image, label)
         edge = label_edges(label, self.schema.ignore_index)
         return {**sample, "image": image, "label": label, "edge": edge}
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(size={self.size}, schema={self.schema.name!r}, flip={self.flip}, {self.geometry})"
+            f"{type(self).__name__}(size={self.size}, schema={self.schema.name!r}, flip={self.flip}, {self.geometry}, "
+            f"appearance={self.appearance})"
         )
 
 
