@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from agrnet.data.transforms import APPEARANCE
 from agrnet.losses import PAPER_WEIGHTS, TERMS
 from agrnet.model.backbone import OUTPUT_STRIDES
 from agrnet.runtime import AMP_CHOICES
@@ -30,7 +31,9 @@ class TrainConfig:
     Data: ``dataset`` is a name of ``agrnet.data.build_dataset``; ``data_root`` its folder (not needed for
     "synthetic"); ``num_images`` / ``num_val_images`` limit the splits to their first images (for synthetic faces:
     how many to draw); ``size`` is the square input side; ``rotation`` (degrees), ``scale`` and ``flip`` are the
-    training augmentation. ``batch_size`` is the global batch, split evenly over DDP processes.
+    training augmentation, ``augment`` the appearance augmentations for faces from elsewhere (``agrnet.data.
+    transforms.APPEARANCE``: "photometric", "background", "glasses"), each applied with probability ``augment_p``.
+    ``batch_size`` is the global batch, split evenly over DDP processes.
 
     Model: the ``AGRNet`` arguments (``output_stride`` 8 is the paper's, 16 ours for CPUs; ``edge_gate`` and
     ``detach_edge`` are the authors' code's departures from the paper, off by default); ``pretrained_backbone``
@@ -76,6 +79,8 @@ class TrainConfig:
     rotation: float = 30.0
     scale: tuple[float, float] = (0.75, 1.25)
     flip: bool = True
+    augment: tuple[str, ...] = ()
+    augment_p: float = 0.5
     batch_size: int = 8
     val_batch_size: int = 8
     workers: int = 2
@@ -145,6 +150,12 @@ class TrainConfig:
             raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
         if len(self.loss_weights) != len(TERMS):
             raise ValueError(f"loss_weights: expected {len(TERMS)} values for {TERMS}, got {self.loss_weights}")
+        self.augment = tuple(str(kind) for kind in self.augment)
+        unknown = sorted(set(self.augment) - set(APPEARANCE))
+        if unknown:
+            raise ValueError(f"augment: unknown {unknown}; choose from {list(APPEARANCE)}")
+        if not 0 <= self.augment_p <= 1:
+            raise ValueError(f"augment_p: expected a probability in [0, 1], got {self.augment_p}")
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"scale: expected (low, high) with 0 < low <= high, got {self.scale}")
         if not self.lr > 0:  # NaN too

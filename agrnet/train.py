@@ -45,7 +45,7 @@ from agrnet.config import PRESETS, TrainConfig, parse_overrides, preset_config
 from agrnet.data.datasets import build_dataset
 from agrnet.data.labels import LabelSchema, get_schema
 from agrnet.data.loading import CheckedLoader
-from agrnet.data.transforms import EvalTransform, TrainTransform
+from agrnet.data.transforms import Appearance, EvalTransform, TrainTransform
 from agrnet.diagnostics import NAMES as GRAPH_DIAGNOSTICS
 from agrnet.diagnostics import graph_diagnostics
 from agrnet.distributed import (
@@ -274,7 +274,10 @@ class Trainer:
             extra = {"num_images": config.num_images or 1000, "size": config.size, "seed": config.seed}
             val_extra = {**extra, "num_images": config.num_val_images or 100}
         schema = get_schema(config.dataset)
-        augment = TrainTransform(config.size, schema, rotation=config.rotation, scale=config.scale, flip=config.flip)
+        appearance = Appearance(schema, config.augment, config.augment_p) if config.augment else None
+        augment = TrainTransform(
+            config.size, schema, rotation=config.rotation, scale=config.scale, flip=config.flip, appearance=appearance
+        )
         train_set = build_dataset(config.dataset, config.data_root, config.train_split, transform=augment, **extra)
         val_set = build_dataset(
             config.dataset, config.data_root, config.val_split, transform=EvalTransform(config.size), **val_extra

@@ -1,5 +1,6 @@
 """Training on synthetic faces: learning, the run directory, exact resume, the NaN stop, configuration and CLI."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,7 +14,7 @@ from agrnet.checkpoint import load_checkpoint, load_model
 from agrnet.cli import main as cli_main
 from agrnet.config import PRESETS, TrainConfig, coerce_value, parse_overrides, preset_config
 from agrnet.data.labels import LAPA
-from agrnet.train import NonFiniteLossError, train
+from agrnet.train import NonFiniteLossError, Trainer, train
 
 
 def tiny_config(out: Path, **overrides: Any) -> TrainConfig:
@@ -224,3 +225,14 @@ def test_bad_settings_are_rejected() -> None:
         preset_config(stepz=3)
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         train(TrainConfig(amp="fp16", device="cpu", out="unused"))
+
+
+def test_appearance_augmentation_is_a_setting_of_the_training(tmp_path: Path) -> None:
+    assert parse_overrides(["augment=photometric,glasses"]) == {"augment": ("photometric", "glasses")}
+    with pytest.raises(ValueError, match=r"augment: unknown \['hands'\]"):
+        preset_config("synthetic", augment=("hands",))
+    with pytest.raises(ValueError, match="augment_p"):
+        preset_config("synthetic", augment_p=1.5)
+    config = preset_config("synthetic", augment=("background",), augment_p=1.0, num_images=4, size=32)
+    transform = Trainer(dataclasses.replace(config, out=str(tmp_path))).train_set.transform
+    assert transform.appearance is not None and transform.appearance.kinds == ("background",)
