@@ -278,6 +278,10 @@ def test_fasseg_val_is_held_out_of_fit_by_person_and_never_a_test_image(shared_d
     assert [item[:2] for item in FASSEG(root, "val").items] == [item[:2] for item in val.items], "a fixed draw"
     config = preset_config("fasseg")
     assert (config.train_split, config.val_split) == ("fit", "val"), "the preset chooses on val, never on test"
+    frontal = next(i for i, item in enumerate(val.items) if not item[0])
+    multipose = next(i for i, item in enumerate(val.items) if item[0])
+    keys = [set(val[index]) for index in (frontal, multipose)]
+    assert keys[0] == keys[1] and "yaw" not in keys[1], "a mixed split's samples carry the same keys (collate)"
 
 
 def test_pixel_overlap_is_found_across_file_formats(tmp_path: Path) -> None:

@@ -191,7 +191,8 @@ def test_presets_build_and_real_data_presets_keep_the_paper_settings() -> None:
     settings += (lapa.size, lapa.backbone, lapa.pretrained_backbone, lapa.loss_weights)
     assert settings == paper
     assert (lapa.rotation, lapa.scale) == (30.0, (0.75, 1.25))
-    assert preset_config("fasseg").val_split == "test"
+    fasseg = preset_config("fasseg")
+    assert (fasseg.train_split, fasseg.val_split) == ("fit", "val"), "FASSEG chooses on its val part, never on test"
 
 
 def test_override_values_are_typed_from_the_config_fields() -> None:

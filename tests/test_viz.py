@@ -473,7 +473,7 @@ def test_chapter_model_prefers_fasseg_weights_on_fasseg_faces(registry, fasseg_r
     assert len(chapter.dataset) == 2 and chapter.faces(1)[0]["label"].shape == (48, 32)
     assert chapter.warning_html() is None
     assert chapter.describe(2) == "fasseg-resnet18 on FASSEG frontal02 test faces 1-2"
-    assert "`fasseg-resnet18`, mean F1 50.0 % on the `test` split of `fasseg`" in chapter.summary()
+    assert "`fasseg-resnet18`, mean F1 50.0 % on the `val` split of `fasseg`" in chapter.summary()
     assert "7 training steps" in chapter.summary()
     assert chapter.predictor.size == (64, 64)
 

@@ -218,7 +218,7 @@ class CelebAMaskHQ(ParsingDataset):
 class CelebAMaskHQFolder(ParsingDataset):
     """CelebAMask-HQ samples in a folder of pairs: ``<root>/images/<id>.{png,jpg}`` and ``<root>/labels/<id>.png``
     (id maps of the 19 classes, ``CELEBAMASK_HQ``), any size; an image of another size than its label but the same
-aspect is resized to the label's grid (bilinear), as the release's 1024 px images are. The folder is one set
+    aspect is resized to the label's grid (bilinear), as the release's 1024 px images are. The folder is one set
     of samples, with no splits of its own: ``split`` must be "all". ``build_dataset("celebamask-hq", root)`` reads
     a root in this layout with this reader."""
 
@@ -458,9 +458,9 @@ class FASSEG(ParsingDataset):
     Splits ``train`` / ``test``: frontal02, ``<root>/V2/{Train,Test}_RGB/<n>.{bmp,png}`` with labels in
     ``V2/{Train,Test}_Labels/``. Splits ``multipose-train`` / ``multipose-test``: multipose01,
     ``<root>/V3/{Train,Test}_RGB/<pose>/<name>`` with labels in ``V3/{Train,Test}_labels/<pose>/``, where the
-    pose folder is the yaw in degrees (-90, -75, ..., 0, +15, ..., +90); those samples carry ``yaw`` (int). Label
-    colours are snapped to the nearest palette colour (the files hold some anti-aliased pixels); the snapped ids
-    are decoded once per process (``agrnet.data.base.DECODED``).
+    pose folder is the yaw in degrees (-90, -75, ..., 0, +15, ..., +90); those splits' samples carry ``yaw``
+    (int). Label colours are snapped to the nearest palette colour (the files hold some anti-aliased pixels);
+    the snapped ids are decoded once per process (``agrnet.data.base.DECODED``).
 
     Splits of ours, made from the published ones by the pixels of their images (``pixel_digest``):
     ``test-unseen`` is frontal02 test without the images that are also train images (as published, 6 of the 50
@@ -506,7 +506,7 @@ class FASSEG(ParsingDataset):
         label = torch.from_numpy(self.snapped_label(label_path)).long()
         check_same_size(image, label, image_path, label_path)
         sample: Sample = {"image": image, "label": label, "name": f"{pose}/{stem}" if pose else stem}
-        if pose:
+        if self.split.startswith("multipose"):
             sample["yaw"] = int(pose)
         return sample
 
