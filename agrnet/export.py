@@ -6,7 +6,6 @@ The label schema, the agrnet version and the model configuration travel in the f
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -23,9 +22,6 @@ from torch import nn
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
-from agrnet.evaluate import checkpoint_size, warn_on_version
-from agrnet.files import check_writable
-from agrnet.runtime import parse_device
 
 OPSET = 17
 INPUT_NAME = "images"
@@ -44,7 +40,7 @@ class LogitsOnly(nn.Module):
         return self.model(images).logits
 
 
-def _export_size(size: int | tuple[int, int]) -> tuple[int, int]:
+def export_size(size: int | tuple[int, int]) -> tuple[int, int]:
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     if height < 32 or width < 32:
         raise ValueError(f"--size: expected at least 32 x 32 pixels, got {height} x {width}")
@@ -102,7 +98,7 @@ def export_onnx(
         raise ValueError(f"opset: expected {OPSET} or newer, got {opset}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = _export_size(size)
+    height, width = export_size(size)
     parameter = next(model.parameters())
     wrapper = LogitsOnly(model).eval()
     example = torch.rand(1, 3, height, width, device=parameter.device)
@@ -180,38 +176,3 @@ def check_onnx(
             f"max |difference| {float(difference.max()):.3g} > atol {atol} + rtol {rtol} x |Y|)"
         )
     return float(difference.max())
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``agrnet export``."""
-    parser.add_argument("checkpoint", type=Path, help="checkpoint written by `agrnet train`")
-    parser.add_argument("--out", type=Path, default=Path("agrnet.onnx"), help="ONNX file (default: agrnet.onnx)")
-    parser.add_argument(
-        "--size", type=int, nargs=2, metavar=("H", "W"), default=None,
-        help="input size the graph accepts (default: the checkpoint's training size, square)",
-    )  # fmt: skip
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
-    parser.add_argument("--check", action="store_true", help="compare onnxruntime's output with PyTorch's")
-    parser.add_argument("--device", default="cpu", help="device to trace on (default: cpu)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``agrnet export``: write the ONNX file (and check it against PyTorch with ``--check``)."""
-    from agrnet.checkpoint import load_model
-
-    try:
-        if args.size is not None:
-            _export_size(tuple(args.size))
-        check_writable(args.out, "--out")
-        device = parse_device(args.device)
-        model, schema, payload = load_model(args.checkpoint, map_location=device)
-        warn_on_version(payload, args.checkpoint)
-        size = tuple(args.size) if args.size else (checkpoint_size(payload),) * 2
-        path = export_onnx(model, args.out, size, schema, opset=args.opset)
-        print(f"wrote {path} (input {INPUT_NAME}: N x 3 x {size[0]} x {size[1]} in [0, 1], output {OUTPUT_NAME})")
-        if args.check:
-            print(f"onnxruntime matches PyTorch: max |difference| {check_onnx(model, path):.2e}")
-    except (ValueError, OSError, RuntimeError) as error:
-        print(f"agrnet export: error: {error}", file=sys.stderr)
-        return 2
-    return 0

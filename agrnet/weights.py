@@ -13,7 +13,6 @@ Every ``*.json`` of the folder is an entry; ``export_weights`` writes all three 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -22,7 +21,7 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,8 @@ ENV_VAR = "AGRNET_WEIGHTS_DIR"
 NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Fields of the training configuration that name files of one machine, not the recipe.
 UNRECORDED_FIELDS = ("out", "resume")
+# Metadata fields that entries written before them lack.
+OPTIONAL_FIELDS = frozenset({"evaluations"})
 
 
 def weights_dir(directory: str | os.PathLike[str] | None = None) -> Path:
@@ -60,7 +61,8 @@ class ModelWeights:
     ``name`` is the lowercase command-line name (``fasseg-resnet18``); ``key`` the enum-style spelling
     (``FASSEG_RESNET18``); both are accepted by ``get``. ``metrics`` holds ``dataset`` and ``split`` beside the
     scores (fractions in [0, 1]); ``command`` and ``commit`` retrain the model, ``train_config`` is its
-    ``TrainConfig`` as a dict; ``fp16_max_abs_logit_diff`` is what the fp16 storage changed in the logits at export.
+    ``TrainConfig`` as a dict; ``fp16_max_abs_logit_diff`` is what the fp16 storage changed in the logits at export;
+    ``evaluations`` are further scores of the same kind as ``metrics`` (other splits, other datasets).
     """
 
     name: str
@@ -80,6 +82,7 @@ class ModelWeights:
     step: int
     agrnet_version: str
     fp16_max_abs_logit_diff: float
+    evaluations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     directory: Path = dataclasses.field(default=PACKAGE_DIR, compare=False)
 
     @property
@@ -110,9 +113,9 @@ class ModelWeights:
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"weights metadata {path}: cannot be read as JSON: {error}") from error
         expected = {f.name for f in dataclasses.fields(cls)} - {"directory"}
-        if not isinstance(data, dict) or set(data) != expected:
+        if not isinstance(data, dict) or not expected - OPTIONAL_FIELDS <= set(data) <= expected:
             found = set(data) if isinstance(data, dict) else set()
-            missing, unknown = sorted(expected - found), sorted(found - expected)
+            missing, unknown = sorted(expected - OPTIONAL_FIELDS - found), sorted(found - expected)
             raise ValueError(f"weights metadata {path}: missing fields {missing}, unknown fields {unknown}")
         if data["name"] != path.stem:
             raise ValueError(f"weights metadata {path}: names the entry {data['name']!r}, not {path.stem!r}")
@@ -147,6 +150,24 @@ class ModelWeights:
         except RuntimeError as error:
             raise RuntimeError(f"weights {self.name}: {self.path} does not fit its model_config: {error}") from error
         return model.to(map_location).eval(), self.label_schema
+
+    def payload(self) -> dict[str, Any]:
+        """What a training checkpoint says beside its weights, from the metadata: ``config`` (the training's, at
+        ``input_size``), ``step``, ``agrnet_version`` and ``weights`` (this entry's name)."""
+        config = {**self.train_config, "size": self.input_size}
+        return {"config": config, "step": self.step, "agrnet_version": self.agrnet_version, "weights": self.name}
+
+    def load_as_checkpoint(
+        self, map_location: str | torch.device = "cpu"
+    ) -> tuple[nn.Module, LabelSchema, dict[str, Any]]:
+        """``load`` with ``payload()``: what ``agrnet.checkpoint.load_model`` returns for a checkpoint, so that every
+        command that takes a checkpoint takes shipped weights the same way."""
+        model, schema = self.load(map_location)
+        return model, schema, self.payload()
+
+    def scores(self) -> list[dict[str, Any]]:
+        """``metrics`` and then ``evaluations``: every score the entry records."""
+        return [self.metrics, *self.evaluations]
 
 
 WEIGHTS_PREFIX = "weights:"
@@ -193,13 +214,36 @@ def available(directory: str | os.PathLike[str] | None = None) -> dict[str, Mode
 
 
 def get(name: str, directory: str | os.PathLike[str] | None = None) -> ModelWeights:
-    """The entry called ``name`` (``fasseg-resnet18`` or ``FASSEG_RESNET18``)."""
-    entries = available(directory)
-    entry = entries.get(name.lower().replace("_", "-"))
-    if entry is None:
-        known = ", ".join(entries) or f"none (no entries in {weights_dir(directory)})"
+    """The entry called ``name`` (``fasseg-resnet18`` or ``FASSEG_RESNET18``). Only that entry's metadata is read,
+    so a broken entry never stands in the way of another."""
+    folder = weights_dir(directory)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"weights folder {folder}: no such folder")
+    path = folder / f"{name.lower().replace('_', '-')}.json"
+    if not path.is_file():
+        known = ", ".join(sorted(file.stem for file in folder.glob("*.json"))) or f"none (no entries in {folder})"
         raise UnknownWeightsError(f"weights {name!r}: unknown name; known: {known}")
-    return entry
+    return ModelWeights.from_json(path)
+
+
+def verify(names: Sequence[str] = (), directory: str | os.PathLike[str] | None = None) -> dict[str, str | None]:
+    """Check entries ``names`` (default: every ``*.json`` of the registry folder): metadata readable and complete,
+    file present with the recorded sha256, weights fitting ``model_config``. Maps each name to None when it is
+    fine, else to the reason it is not."""
+    folder = weights_dir(directory)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"weights folder {folder}: no such folder")
+    results: dict[str, str | None] = {}
+    for name in names or sorted(file.stem for file in folder.glob("*.json")):
+        try:
+            get(name, folder).load()
+        except (ValueError, OSError, RuntimeError) as error:
+            if isinstance(error, UnknownWeightsError):
+                raise
+            results[name] = str(error)
+        else:
+            results[name] = None
+    return results
 
 
 def load(
@@ -281,6 +325,36 @@ def metrics_summary(report: Mapping[str, Any], dataset: str, split: str) -> dict
     return {"dataset": dataset, "split": split, **{key: report[key] for key in keys if key in report}}
 
 
+PORTABLE_ROOTS = {"fasseg": "data/fasseg"}
+"""Data roots a model card names, by dataset: where ``agrnet download`` puts the dataset."""
+EVALUATE_DEFAULTS = {"--batch-size": "1", "--amp": "none", "--device": "auto"}
+"""Options of ``agrnet evaluate`` that a card's command leaves out when they hold their default."""
+
+
+def evaluation_command(name: str, command: str) -> str:
+    """The recorded ``agrnet evaluate CHECKPOINT ...`` ``command`` as one that runs on any machine: ``--weights
+    name`` instead of the checkpoint, the data root where ``agrnet download`` puts the dataset (``PORTABLE_ROOTS``;
+    other roots must be relative), options at their defaults left out. ValueError when it names an absolute path."""
+    words = shlex.split(command)
+    if words[:2] != ["agrnet", "evaluate"]:
+        raise ValueError(f"metrics command {command!r}: expected an `agrnet evaluate` command")
+    options: list[str] = []
+    rest = iter(words[2:])
+    dataset = next((words[i + 1] for i, word in enumerate(words[:-1]) if word == "--dataset"), "synthetic")
+    for word in rest:
+        if not word.startswith("--"):
+            continue  # the checkpoint, replaced by --weights
+        value = None if word in ("--flip", "--skip-bad") else next(rest, "")
+        if word in ("--weights", "--out") or (word in EVALUATE_DEFAULTS and EVALUATE_DEFAULTS[word] == value):
+            continue
+        if word == "--data-root":
+            value = PORTABLE_ROOTS.get(dataset, value)
+            if Path(value).is_absolute():
+                raise ValueError(f"metrics command {command!r}: --data-root {value} is a path of one machine")
+        options += [word] if value is None else [word, value]
+    return shlex.join(["agrnet", "evaluate", "--weights", name, *options])
+
+
 def max_logit_difference(reference: nn.Module, model: nn.Module, size: int) -> float:
     """The largest absolute difference of the two models' logits on one seeded random image of ``size`` x ``size``."""
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -290,18 +364,33 @@ def max_logit_difference(reference: nn.Module, model: nn.Module, size: int) -> f
     return float((expected - actual).abs().max())
 
 
+def _percent_cell(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def scores_table(entry: ModelWeights) -> list[str]:
+    """The card's table of every score of ``entry``: where it was measured, mean F1, mIoU, pixel accuracy."""
+    rows = [
+        f"| {score.get('dataset')} {score.get('split')} | {_percent_cell(score.get('mean_f1'))} | "
+        f"{_percent_cell(score.get('miou'))} | {_percent_cell(score.get('pixel_accuracy'))} |"
+        for score in entry.scores()
+    ]
+    return ["| dataset, split | mean F1 (%) | mIoU (%) | pixel accuracy (%) |", "|---|---|---|---|", *rows]
+
+
 def model_card(entry: ModelWeights) -> str:
     """The model card (Markdown) of an entry, written from its metadata alone."""
     schema = entry.label_schema
     metrics = entry.metrics
-    scores = [
-        f"| {label} | {100 * metrics[key]:.2f} |"
-        for key, label in (("mean_f1", "mean F1 (%)"), ("miou", "mIoU (%)"), ("pixel_accuracy", "pixel accuracy (%)"))
-        if metrics.get(key) is not None
-    ]
     per_class = ", ".join(
         f"{name} {100 * value:.1f}" for name, value in metrics.get("f1", {}).items() if value is not None
     )
+    commands = [score["command"] for score in entry.scores() if score.get("command")]
+    measured = (
+        ["Each row is measured by one of these commands (the dataset laid out as `data/README.md` says):", "",
+         "```bash", *commands, "```"]
+        if commands else ["The first row is the last validation of training."]
+    )  # fmt: skip
     config = ", ".join(f"{key}={value!r}" for key, value in entry.model_config.items())
     lines = [
         f"# {entry.name} (`{entry.key}`)",
@@ -330,14 +419,11 @@ def model_card(entry: ModelWeights) -> str:
         "",
         "## Scores",
         "",
-        f"On the {metrics.get('split')} split of {metrics.get('dataset')}, "
-        + (f"measured by `{metrics['command']}`:" if metrics.get("command") else "the last validation of training:"),
+        *scores_table(entry),
         "",
-        "| metric | value |",
-        "|---|---|",
-        *scores,
+        *measured,
         "",
-        f"F1 (%) per class: {per_class or 'not recorded'}.",
+        f"F1 (%) per class on {metrics.get('dataset')} {metrics.get('split')}: {per_class or 'not recorded'}.",
         "",
         "## Training data and terms",
         "",
@@ -359,6 +445,30 @@ def model_card(entry: ModelWeights) -> str:
     return "\n".join(lines)
 
 
+def score_summaries(name: str, reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The metadata's scores of entry ``name`` from ``agrnet evaluate --out`` reports: each one's scores, what they
+    were measured on and the command that measures them on any machine (``evaluation_command``)."""
+    summaries = []
+    for index, report in enumerate(reports):
+        if not {"dataset", "split", "mean_f1"} <= set(report):
+            raise ValueError(f"--metrics #{index + 1}: expected an `agrnet evaluate --out` report (with dataset, "
+                             "split, mean_f1)")  # fmt: skip
+        summary = metrics_summary(report, report["dataset"], report["split"])
+        if report.get("command"):
+            summary["command"] = evaluation_command(name, report["command"])
+        summaries.append(summary)
+    return summaries
+
+
+def write_entry(entry: ModelWeights, data: bytes | None = None) -> None:
+    """Write ``entry``'s model card and metadata (and its weights file, when ``data`` is given) atomically."""
+    if data is not None:
+        atomic_write(entry.path, lambda file: file.write(data))
+    card = model_card(entry)
+    atomic_write(entry.directory / f"{entry.name}.md", lambda file: file.write(card.encode()))
+    write_json(entry.directory / f"{entry.name}.json", entry.to_dict())
+
+
 def export_weights(
     checkpoint: str | os.PathLike[str],
     name: str,
@@ -367,15 +477,16 @@ def export_weights(
     training_data: str | None = None,
     command: str | None = None,
     commit: str | None = None,
-    metrics: Mapping[str, Any] | None = None,
+    metrics: Sequence[Mapping[str, Any]] = (),
     out_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> ModelWeights:
     """Write registry entry ``name`` (safetensors, JSON metadata, model card) from an ``agrnet train`` checkpoint.
 
     ``training_data`` defaults to the checkpoint's dataset and training split; ``command`` to the ``agrnet train``
-    command that rebuilds its configuration (``train_command``); ``commit`` to this checkout's HEAD; ``metrics``
-    (an ``agrnet evaluate --out`` report) to the checkpoint's last validation. Returns the new entry.
+    command that rebuilds its configuration (``train_command``); ``commit`` to this checkout's HEAD. ``metrics``
+    (``agrnet evaluate --out`` reports) become the entry's scores, the first its ``metrics``; without them, the
+    checkpoint's last validation is. Returns the new entry.
     """
     from agrnet.checkpoint import load_model
     from agrnet.evaluate import checkpoint_size, training_config
@@ -386,16 +497,13 @@ def export_weights(
     folder = weights_dir(out_dir)
     if (folder / f"{name}.json").exists() and not overwrite:
         raise FileExistsError(f"weights {name}: {folder / f'{name}.json'} exists; pass --force to replace it")
+    scores = score_summaries(name, metrics)
     reference, schema, payload = load_model(checkpoint)
     config = training_config(payload)
     if not config:
         raise ValueError(f"checkpoint {checkpoint}: holds no training config; export a `last.pt` or `best.pt`")
-    if metrics is None:
-        metrics = metrics_summary(payload.get("metrics") or {}, config["dataset"], config["val_split"])
-    elif not {"dataset", "split", "mean_f1"} <= set(metrics):
-        raise ValueError("--metrics: expected an `agrnet evaluate --out` report (with dataset, split, mean_f1)")
-    else:
-        metrics = metrics_summary(metrics, metrics["dataset"], metrics["split"])
+    if not scores:
+        scores = [metrics_summary(payload.get("metrics") or {}, config["dataset"], config["val_split"])]
     data = save_safetensors(to_storage(reference), metadata={"agrnet_weights": name, "agrnet_version": __version__})
     restored = AGRNet(**reference.config)
     restored.load_state_dict(state_from_bytes(data))
@@ -411,7 +519,7 @@ def export_weights(
         input_size=size,
         command=command or train_command(config),
         commit=commit or git_commit(),
-        metrics=metrics,
+        metrics=scores[0],
         training_data=training_data or f"{config['dataset']} ({config['train_split']} split)",
         terms=terms,
         terms_url=terms_url,
@@ -419,108 +527,26 @@ def export_weights(
         step=int(payload.get("step", 0)),
         agrnet_version=str(payload.get("agrnet_version")),
         fp16_max_abs_logit_diff=difference,
+        evaluations=scores[1:],
         directory=folder,
     )
-    atomic_write(entry.path, lambda file: file.write(data))
-    card = model_card(entry)
-    atomic_write(folder / f"{name}.md", lambda file: file.write(card.encode()))
-    write_json(folder / f"{name}.json", entry.to_dict())
+    write_entry(entry, data)
     return entry
 
 
-# Command line -----------------------------------------------------------------------------------------------------
-
-
-def _metric_text(entry: ModelWeights) -> str:
-    value = entry.metrics.get("mean_f1")
-    where = f"{entry.metrics.get('dataset')} {entry.metrics.get('split')}"
-    return f"mean F1 {100 * value:.1f} ({where})" if value is not None else f"no score ({where})"
-
-
-def format_list(entries: Mapping[str, ModelWeights]) -> str:
-    """``agrnet weights list``: one row per entry (name, schema, metric, size, training data, terms)."""
-    header = ("name", "schema", "metric", "size", "training data", "terms")
-    rows = [header] + [
-        (e.name, e.schema["name"], _metric_text(e), f"{e.size_bytes / 2**20:.1f} MiB", e.training_data,
-         f"{e.terms} <{e.terms_url}>")
-        for e in entries.values()
-    ]  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in rows)
-
-
-def retrain_argv(command: str) -> list[str]:
-    """The recorded command as arguments, with ``agrnet`` run by this interpreter (``python -m agrnet``)."""
-    words = shlex.split(command)
-    return [sys.executable, "-m", "agrnet", *words[1:]] if words[:1] == ["agrnet"] else words
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``agrnet weights``."""
-    parser.add_argument(
-        "--dir", type=Path, default=None, help=f"registry folder (default: ${ENV_VAR}, else the package's)"
-    )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="the trained models: name, schema, metric, size, training data, terms")
-    show = actions.add_parser("show", help="print a model card")
-    show.add_argument("name", help="entry name, e.g. fasseg-resnet18")
-    export = actions.add_parser("export", help="write an entry (fp16 safetensors, metadata, card) from a checkpoint")
-    export.add_argument("checkpoint", type=Path, help="checkpoint written by `agrnet train` (last.pt or best.pt)")
-    export.add_argument("--name", required=True, help="entry name: lowercase letters, digits, hyphens")
-    export.add_argument("--terms", required=True, help="the training data's terms, in short")
-    export.add_argument("--terms-url", required=True, help="where those terms are published")
-    export.add_argument("--training-data", default=None, help="what it was trained on (default: dataset and split)")
-    export.add_argument(
-        "--command", dest="train_command", default=None,
-        help="the command that trained it (default: `agrnet train` rebuilt from its config)",
-    )  # fmt: skip
-    export.add_argument("--commit", default=None, help="the git commit that trained it (default: this checkout's)")
-    export.add_argument(
-        "--metrics", type=Path, default=None,
-        help="an `agrnet evaluate --out` report to record (default: the checkpoint's last validation)",
-    )  # fmt: skip
-    export.add_argument("--force", action="store_true", help="replace an entry of the same name")
-    retrain = actions.add_parser("retrain", help="run the command that trained an entry")
-    retrain.add_argument("name", help="entry name")
-    retrain.add_argument("--dry-run", action="store_true", help="print the command only")
-
-
-def _export(args: argparse.Namespace) -> int:
-    report = None
-    if args.metrics is not None:
-        try:
-            report = json.loads(args.metrics.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"--metrics {args.metrics}: cannot be read as a JSON report: {error}") from error
-    entry = export_weights(
-        args.checkpoint, args.name, args.terms, args.terms_url, training_data=args.training_data,
-        command=args.train_command, commit=args.commit, metrics=report, out_dir=args.dir, overwrite=args.force,
-    )  # fmt: skip
-    print(f"wrote {entry.path} ({entry.size_bytes / 2**20:.2f} MiB, sha256 {entry.sha256})")
-    print(f"wrote {entry.directory / (entry.name + '.json')} and {entry.directory / (entry.name + '.md')}")
-    difference = entry.fp16_max_abs_logit_diff
-    print(f"fp16 storage: max |logit difference| {difference:.3e} on a random {entry.input_size} px image")
-    return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    """``agrnet weights``: 0 on success, 1 on an unknown name or bad input (one line), else the retrain's status."""
-    try:
-        if args.action == "export":
-            return _export(args)
-        if args.action == "list":
-            entries = available(args.dir)
-            print(format_list(entries) if entries else f"no trained weights in {weights_dir(args.dir)}")
-            return 0
-        entry = get(args.name, args.dir)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        print(f"agrnet weights: error: {error}", file=sys.stderr)
-        return 1
-    if args.action == "show":
-        print(model_card(entry))
-        return 0
-    print(f"# {entry.name}: trained at commit {entry.commit} (git checkout {entry.commit} for the exact code)")
-    print(entry.command)
-    if args.dry_run:
-        return 0
-    return subprocess.run(retrain_argv(entry.command)).returncode
+def rescore(
+    name: str, metrics: Sequence[Mapping[str, Any]], directory: str | os.PathLike[str] | None = None
+) -> ModelWeights:
+    """Replace the scores of entry ``name`` by those of ``metrics`` (``agrnet evaluate --weights name --out``
+    reports, the first its ``metrics``) and write its metadata and card again; the weights are not touched."""
+    entry = get(name, directory)
+    if not metrics:
+        raise ValueError("--metrics: give at least one `agrnet evaluate --out` report")
+    for index, report in enumerate(metrics):
+        if report.get("weights") != entry.name or report.get("weights_sha256") != entry.sha256:
+            raise ValueError(f"--metrics #{index + 1}: scores {report.get('weights') or report.get('checkpoint')}, "
+                             f"not these weights of {entry.name} (sha256 {entry.sha256[:12]})")  # fmt: skip
+    scores = score_summaries(entry.name, metrics)
+    updated = dataclasses.replace(entry, metrics=scores[0], evaluations=scores[1:])
+    write_entry(updated)
+    return updated

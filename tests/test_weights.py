@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from tiny_model import tiny_checkpoint
 from agrnet import weights
 from agrnet.checkpoint import load_model
 from agrnet.cli import main
+from agrnet.cli.weights import retrain_argv
 from agrnet.config import preset_config
 from agrnet.data.labels import LAPA
 from agrnet.model import AGRNet
@@ -157,7 +159,7 @@ def test_retrain_dry_run_prints_the_recorded_command(registry, monkeypatch, caps
 
 
 def test_retrain_runs_the_recorded_command(copy, capfd):
-    assert weights.retrain_argv("agrnet train --steps 5") == [sys.executable, "-m", "agrnet", "train", "--steps", "5"]
+    assert retrain_argv("agrnet train --steps 5") == [sys.executable, "-m", "agrnet", "train", "--steps", "5"]
     metadata = copy / f"{NAME}.json"
     command = shlex.join([sys.executable, "-c", "print('retrained')"])
     metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "command": command}))
@@ -240,3 +242,103 @@ def test_a_training_can_start_from_the_backbone_of_shipped_weights(registry, mon
         assert torch.equal(fresh.backbone.state_dict()[key], value), key
     with pytest.raises(weights.UnknownWeightsError):
         weights.resolve_backbone("weights:nothing-like-this")
+
+
+def test_evaluate_and_export_take_weights_and_refuse_a_checkpoint_beside_them(registry, checkpoint, monkeypatch,
+                                                                                tmp_path, capsys):  # fmt: skip
+    monkeypatch.setenv(weights.ENV_VAR, str(registry))
+    report = tmp_path / "report.json"
+    options = ["--num-images", "2", "--device", "cpu", "--out", str(report)]
+    assert main(["evaluate", "--weights", NAME, *options]) == 0
+    scored = json.loads(report.read_text())
+    entry = weights.get(NAME)
+    assert (scored["weights"], scored["weights_sha256"], scored["size"]) == (NAME, entry.sha256, SIZE)
+    assert "checkpoint" not in scored and scored["command"].startswith(f"agrnet evaluate --weights {NAME} ")
+    assert main(["evaluate", str(checkpoint), *options]) == 0
+    assert json.loads(report.read_text())["mean_f1"] == pytest.approx(scored["mean_f1"], abs=0.02)
+    capsys.readouterr()
+    for command in (["evaluate", *options[:-2]], ["export", "--out", str(tmp_path / "m.onnx")]):
+        assert main([command[0], str(checkpoint), "--weights", NAME, *command[1:]]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "not both" in error and str(checkpoint) in error, error
+        assert main([command[0], "--weights", "nope", *command[1:]]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "'nope': unknown name; known: tiny-test" in error, error
+    onnx = tmp_path / "m.onnx"
+    assert main(["export", "--weights", NAME, "--out", str(onnx), "--size", "96", "96"]) == 0 and onnx.is_file()
+    assert "N x 3 x 96 x 96" in capsys.readouterr().out
+
+
+def test_rescore_writes_portable_commands_and_refuses_other_models(copy, checkpoint, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv(weights.ENV_VAR, str(copy))
+    reports = []
+    for split, count in (("val", "2"), ("test", "3")):
+        reports.append(tmp_path / f"{split}.json")
+        argv = ["evaluate", "--weights", NAME, "--split", split, "--num-images", count, "--batch-size", "1"]
+        assert main([*argv, "--device", "cpu", "--out", str(reports[-1])]) == 0
+    assert main(["weights", "rescore", NAME, *(word for path in reports for word in ("--metrics", str(path)))]) == 0
+    entry = weights.get(NAME)
+    assert [score["split"] for score in entry.scores()] == ["val", "test"]
+    card = (copy / f"{NAME}.md").read_text()
+    for score in entry.scores():
+        assert score["command"] in card and "--batch-size" not in score["command"]
+    assert f"agrnet evaluate --weights {NAME} --dataset synthetic --split test --num-images 3" in card
+    assert main(["evaluate", str(checkpoint), "--num-images", "2", "--device", "cpu", "--out", str(reports[0])]) == 0
+    capsys.readouterr()
+    assert main(["weights", "rescore", NAME, "--metrics", str(reports[0])]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"scores {checkpoint}, not these weights of {NAME}" in error, error
+
+
+def test_an_evaluation_command_with_a_machine_path_is_refused():
+    command = "agrnet evaluate /runs/a/last.pt --dataset lapa --split test --data-root /home/me/LaPa"
+    with pytest.raises(ValueError, match="--data-root /home/me/LaPa is a path of one machine"):
+        weights.evaluation_command("x", command)
+    fasseg = "agrnet evaluate /runs/last.pt --dataset fasseg --split test --data-root /data/f --amp none --flip"
+    assert weights.evaluation_command("x", fasseg) == (
+        "agrnet evaluate --weights x --dataset fasseg --split test --data-root data/fasseg --flip"
+    )
+
+
+def test_verify_and_list_name_a_broken_entry_and_keep_the_others_usable(copy, capsys):
+    shutil.copy(copy / f"{NAME}.safetensors", copy / "other.safetensors")
+    other = json.loads((copy / f"{NAME}.json").read_text()) | {"name": "other", "file": "other.safetensors"}
+    (copy / "other.json").write_text(json.dumps(other))
+    assert main(["weights", "--dir", str(copy), "verify"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["other: ok", f"{NAME}: ok"]
+    path = copy / f"{NAME}.safetensors"
+    path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1]))
+    (copy / "broken.json").write_text("{not json")
+    assert main(["weights", "--dir", str(copy), "verify"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("broken: broken: weights metadata") and lines[1] == "other: ok"
+    assert lines[2].startswith(f"{NAME}: broken: weights {NAME}: file {path} has sha256")
+    assert main(["weights", "--dir", str(copy), "verify", "other"]) == 0
+    assert main(["weights", "--dir", str(copy), "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2].split()[:2] == ["broken", "broken"] and "cannot be read as JSON" in rows[2]
+    assert weights.get("other", copy).load()[1] == LAPA
+
+
+def test_shipped_cards_hold_no_machine_path_and_their_commands_reproduce_their_scores(shared_data, tmp_path):
+    """Each score of each shipped card is measured again by the card's own command, on the data it names (FASSEG
+    from the shared copy when ``data/fasseg`` is absent), and matches to 0.01 points."""
+    for path in weights.PACKAGE_DIR.iterdir():
+        text = path.read_text() if path.suffix in (".json", ".md") else ""
+        assert not re.search(r"(?<![\w.])/(work|tmp|home|root|Users)/", text), f"{path} names a machine path"
+    report = tmp_path / "report.json"
+    for entry in weights.available(weights.PACKAGE_DIR).values():
+        for score in entry.scores():
+            words = shlex.split(score["command"])
+            assert words[:4] == ["agrnet", "evaluate", "--weights", entry.name], score["command"]
+            if "--data-root" in words:
+                index = words.index("--data-root") + 1
+                root = Path(words[index])
+                if not root.is_dir():
+                    root = shared_data / root.name
+                if not root.is_dir():
+                    pytest.skip(f"{words[index]} is not here: cannot measure {entry.name} on it")
+                words[index] = str(root)
+            assert main([*words[1:], "--device", "cpu", "--out", str(report)]) == 0
+            measured = json.loads(report.read_text())["mean_f1"]
+            assert measured == pytest.approx(score["mean_f1"], abs=1e-4), f"{entry.name}: `{score['command']}`"

@@ -15,15 +15,15 @@ from agrnet import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("agrnet.train", "train AGRNet (Algorithm 1); synthetic faces by default"),
-    "evaluate": ("agrnet.evaluate", "score a checkpoint on a dataset split at original size"),
+    "evaluate": ("agrnet.cli.evaluate", "score a checkpoint on a dataset split at original size"),
     "predict": ("agrnet.predict", "parse image files or folders into label maps and overlays"),
-    "export": ("agrnet.export", "export a checkpoint to ONNX"),
+    "export": ("agrnet.cli.export", "export a checkpoint to ONNX"),
     "prepare": ("agrnet.data.prepare", "check a downloaded dataset and write its caches"),
     "download": ("agrnet.download", "download, verify and unpack FASSEG (the public dataset) into data/fasseg"),
     "bench": ("agrnet.bench", "time training and inference, report peak memory"),
     "complexity": ("agrnet.model.flops", "FLOPs and parameters per part (Table I(d))"),
     "experiment": ("agrnet.experiments", "FASSEG experiments on real faces on a fixed step protocol (Tables I, IV)"),
-    "weights": ("agrnet.weights", "trained weights shipped with agrnet: list, show, export, retrain"),
+    "weights": ("agrnet.cli.weights", "shipped trained weights: list, show, verify, export, rescore, retrain"),
 }
 
 

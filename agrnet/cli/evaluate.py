@@ -1,0 +1,177 @@
+"""``agrnet evaluate``: score a checkpoint or shipped weights on a dataset split, print Table II's layout and write
+the JSON report (``agrnet.evaluate``)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset, Subset
+
+from agrnet import __version__
+from agrnet.cli.model_source import (
+    MissingModelError,
+    add_model_source,
+    load_model_source,
+    model_source_record,
+    model_source_words,
+)
+from agrnet.data.labels import LabelSchema
+from agrnet.data.loading import BAD_DATA
+from agrnet.evaluate import (
+    DEFAULT_SIZE,
+    check_positive,
+    check_schemas,
+    checkpoint_size,
+    evaluate,
+    format_table,
+    training_config,
+)
+from agrnet.files import check_writable, write_json
+from agrnet.runtime import AMP_DTYPES, parse_device
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``agrnet evaluate``."""
+    add_model_source(parser)
+    parser.add_argument("--dataset", default=None, help="dataset name (default: synthetic faces)")
+    parser.add_argument("--data-root", type=Path, default=None, help="root folder of a downloaded dataset")
+    parser.add_argument("--split", default="val", help="split to score (default: val)")
+    parser.add_argument(
+        "--num-images", type=int, default=None,
+        help="score only the first N images (synthetic: how many to draw; default: the checkpoint's validation set)",
+    )  # fmt: skip
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument(
+        "--size", type=int, default=None, help=f"model input size (default: the checkpoint's, else {DEFAULT_SIZE})"
+    )
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
+    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    parser.add_argument(
+        "--skip-bad", action="store_true",
+        help="leave out the images whose files are bad (missing, undecodable, image and label of different sizes), "
+        "score the rest, and list each skipped one with its reason on stderr and in the report",
+    )  # fmt: skip
+
+
+def build_eval_dataset(
+    dataset: str, root: Path | None, split: str, num_images: int | None, payload: Mapping[str, Any], size: int
+) -> tuple[Dataset, LabelSchema]:
+    """The split to score (resized for the model by ``EvalTransform(size)``) and its label schema.
+
+    Synthetic faces are drawn as the checkpoint's training drew its validation faces (image size, seed, count).
+    """
+    from agrnet.data.datasets import build_dataset
+    from agrnet.data.transforms import EvalTransform
+
+    config = training_config(payload)
+    extra: dict[str, Any] = {}
+    if dataset == "synthetic":
+        count = num_images or config.get("num_val_images") or 100
+        extra = {"num_images": count, "size": int(config.get("size") or size), "seed": int(config.get("seed") or 0)}
+    data = build_dataset(dataset, root, split, transform=EvalTransform(size), **extra)
+    if num_images is not None and len(data) > num_images:
+        return Subset(data, range(num_images)), data.schema
+    return data, data.schema
+
+
+def check_model_dataset(
+    source: str, model_schema: LabelSchema, data_schema: LabelSchema, payload: Mapping[str, Any], chosen: bool
+) -> None:
+    """``check_schemas`` for ``agrnet evaluate``; when no ``--dataset`` was ``chosen`` (synthetic faces by default)
+    and the model predicts another schema, say so and name the dataset it was trained on."""
+    if chosen or model_schema.classes == data_schema.classes:
+        check_schemas(model_schema, data_schema, source)
+        return
+    config = training_config(payload)
+    trained = " ".join(
+        f"--{name.replace('_', '-')} {config[name]}" for name in ("dataset", "data_root") if config.get(name)
+    )
+    hint = f"pass {trained}" if trained else f"pass --dataset and --data-root of a {model_schema.name!r} dataset"
+    raise ValueError(
+        f"{source} predicts the {model_schema.name!r} schema ({model_schema.num_classes} classes) but no "
+        f"--dataset was given, and the default synthetic faces use {data_schema.name!r} "
+        f"({data_schema.num_classes} classes): {hint}"
+    )
+
+
+def _command(args: argparse.Namespace, size: int) -> str:
+    words = ["agrnet", "evaluate", *model_source_words(args), "--dataset", args.dataset, "--split", args.split]
+    words += ["--data-root", str(args.data_root)] if args.data_root is not None else []
+    words += ["--num-images", str(args.num_images)] if args.num_images is not None else []
+    words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
+    words += ["--flip"] if args.flip else []
+    words += ["--skip-bad"] if args.skip_bad else []
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``agrnet evaluate``: print the Table II layout and write the JSON report."""
+    chosen = args.dataset is not None
+    args.dataset = args.dataset or "synthetic"
+    try:
+        check_positive("--num-images", args.num_images)
+        check_positive("--size", args.size)
+        check_positive("--batch-size", args.batch_size)
+        if args.workers < 0:
+            raise ValueError(f"--workers: expected an integer >= 0, got {args.workers}")
+        if args.out is not None:
+            check_writable(args.out, "--out")
+        device = parse_device(args.device)
+        model, schema, payload = load_model_source(args, map_location=device)
+        size = args.size or checkpoint_size(payload)
+        dataset, data_schema = build_eval_dataset(args.dataset, args.data_root, args.split, args.num_images, payload,
+                                                  size)  # fmt: skip
+        source = f"weights {args.weights}" if args.weights is not None else f"checkpoint {args.checkpoint}"
+        check_model_dataset(source, schema, data_schema, payload, chosen)
+    except MissingModelError:
+        print(
+            "agrnet evaluate: error: a checkpoint or --weights NAME is needed. Score shipped weights (`agrnet weights "
+            "list`), or train a model with `agrnet train` (synthetic faces by default, no download) and pass the "
+            "checkpoint it writes: `agrnet evaluate <run folder>/best.pt`",
+            file=sys.stderr,
+        )
+        return 2
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"agrnet evaluate: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate(
+            model, dataset, schema, device, flip=args.flip, batch_size=args.batch_size, num_workers=args.workers,
+            amp=AMP_DTYPES[args.amp], progress=True, skip_bad=args.skip_bad,
+        )  # fmt: skip
+    except BAD_DATA as error:
+        hint = "" if args.skip_bad else "; pass --skip-bad to score the other images and list the bad ones"
+        print(f"agrnet evaluate: error: {error}{hint}", file=sys.stderr)
+        return 2
+    if report["skipped"]:
+        print(f"skipped {len(report['skipped'])} image(s) whose files are bad:", file=sys.stderr)
+        for message in report["skipped"]:
+            print(f"  {message}", file=sys.stderr)
+    report = {
+        "command": _command(args, size),
+        "agrnet_version": __version__,
+        **model_source_record(args),
+        "checkpoint_agrnet_version": payload.get("agrnet_version"),
+        "checkpoint_step": payload.get("step"),
+        "dataset": args.dataset,
+        "split": args.split,
+        "size": size,
+        **report,
+    }
+    print(format_table(report, schema))
+    if args.out is not None:
+        try:
+            write_json(args.out, report)
+        except OSError as error:  # the folder changed since the check
+            print(f"agrnet evaluate: error: --out {args.out}: {error.strerror}", file=sys.stderr)
+            return 2
+        print(f"report written to {args.out}")
+    return 0

@@ -1,0 +1,62 @@
+"""The model a command runs: a checkpoint written by ``agrnet train`` or, with ``--weights NAME``, trained weights
+shipped with the package (``agrnet.weights``), loaded the same way for every command that takes one."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from agrnet import weights
+from agrnet.checkpoint import load_model
+from agrnet.data.labels import LabelSchema
+from agrnet.evaluate import warn_on_version
+
+
+class MissingModelError(ValueError):
+    """Neither a checkpoint nor ``--weights`` was given."""
+
+
+def add_model_source(parser: argparse.ArgumentParser) -> None:
+    """The optional ``checkpoint`` positional argument and ``--weights NAME`` (one of the two is needed)."""
+    parser.add_argument(
+        "checkpoint", nargs="?", type=Path, help="checkpoint written by `agrnet train` (or give --weights instead)"
+    )
+    parser.add_argument(
+        "--weights", default=None, metavar="NAME", help="shipped trained weights to use (see `agrnet weights list`)"
+    )
+
+
+def load_model_source(
+    args: argparse.Namespace, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, LabelSchema, dict[str, Any]]:
+    """The model (eval mode), its label schema and its checkpoint dict (for weights: ``ModelWeights.payload``) of
+    ``args.checkpoint`` or ``args.weights``. ValueError when both or neither are given, the loaders' errors (each
+    naming the file) otherwise."""
+    if args.checkpoint is not None and args.weights is not None:
+        raise ValueError(
+            f"give a checkpoint or --weights NAME, not both (got {args.checkpoint} and --weights {args.weights})"
+        )
+    if args.weights is not None:
+        return weights.get(args.weights).load_as_checkpoint(map_location)
+    if args.checkpoint is None:
+        raise MissingModelError("give a checkpoint written by `agrnet train` or --weights NAME")
+    model, schema, payload = load_model(args.checkpoint, map_location=map_location)
+    warn_on_version(payload, args.checkpoint)
+    return model, schema, payload
+
+
+def model_source_words(args: argparse.Namespace) -> list[str]:
+    """How a recorded command names the model: ``--weights NAME`` or the checkpoint's path."""
+    return ["--weights", args.weights] if args.weights is not None else [str(args.checkpoint)]
+
+
+def model_source_record(args: argparse.Namespace) -> dict[str, Any]:
+    """What a report records of the model: the checkpoint's path, or the weights' name and sha256."""
+    if args.weights is None:
+        return {"checkpoint": str(args.checkpoint)}
+    entry = weights.get(args.weights)
+    return {"weights": entry.name, "weights_sha256": entry.sha256}
