@@ -29,6 +29,28 @@ class BadFileError(RuntimeError):
     message names the file."""
 
 
+class WriteError(OSError):
+    """A file that could not be written (disk full, read-only folder, quota): one line naming the file and the
+    reason; ``atomic_write`` leaves nothing partial behind."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _write_failure(path: Path, error: BaseException) -> WriteError | None:
+    """``error`` of a write of ``path`` as a ``WriteError``, or None when it is not a failure of the file system.
+    ``torch.save`` reports one as a RuntimeError of its zip writer ("[enforce fail at inline_container.cc...":
+    a short write seen as "PytorchStreamWriter failed writing" or "unexpected pos")."""
+    if isinstance(error, WriteError):
+        return error
+    if isinstance(error, OSError):
+        return WriteError(error.errno, f"cannot write {path}: {error.strerror or error}")
+    if isinstance(error, RuntimeError) and "enforce fail at inline_container.cc" in str(error):
+        reason = "the file system took only part of the data (disk full, quota or file size limit)"
+        return WriteError(None, f"cannot write {path}: {reason}")
+    return None
+
+
 _TEMPORARY = re.compile(r"\.(?:(?P<pid>\d+)@(?P<host>[^/]+)\.)?[a-z0-9_]{8}\.tmp")
 """The part of a temporary file's name after ``.<target name>``: mkstemp's 8 random characters, preceded by
 ``<pid>@<host>.`` (absent in the names earlier versions of agrnet wrote)."""
@@ -79,14 +101,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
     umask's permissions, then ``os.replace`` it onto ``path`` and fsync the folder. Returns ``path`` as a ``Path``.
 
     With ``clean`` (the default) the stale temporary files of ``path`` go first (``remove_stale_temporaries``;
-    it lists the folder, so writers of many files into one folder, such as caches, pass False).
+    it lists the folder, so writers of many files into one folder, such as caches, pass False). A failure of the
+    file system (disk full, read-only, quota) raises ``WriteError`` naming ``path``, with the temporary file gone.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if clean:
-        remove_stale_temporaries(path)
-    prefix = f".{path.name}.{os.getpid()}@{socket.gethostname()}."
-    handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if clean:
+            remove_stale_temporaries(path)
+        prefix = f".{path.name}.{os.getpid()}@{socket.gethostname()}."
+        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _write_failure(path, error) from error
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -94,9 +120,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             os.fsync(file.fileno())
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
-        raise
+        failure = _write_failure(path, error)
+        if failure is None:
+            raise
+        raise failure from error
     if os.name == "posix":
         directory = os.open(path.parent, os.O_RDONLY)
         try:

@@ -117,6 +117,11 @@ class ModelWeights:
             found = set(data) if isinstance(data, dict) else set()
             missing, unknown = sorted(expected - OPTIONAL_FIELDS - found), sorted(found - expected)
             raise ValueError(f"weights metadata {path}: missing fields {missing}, unknown fields {unknown}")
+        for name, kind in FIELD_TYPES.items():
+            value = data.get(name, [])
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
+                expected_kind = "a positive integer" if kind is int else f"a JSON {JSON_KINDS[kind]}"
+                raise ValueError(f"weights metadata {path}: field {name!r} is {value!r}; expected {expected_kind}")
         if data["name"] != path.stem:
             raise ValueError(f"weights metadata {path}: names the entry {data['name']!r}, not {path.stem!r}")
         return cls(**data, directory=path.parent)
@@ -169,6 +174,15 @@ class ModelWeights:
         """``metrics`` and then ``evaluations``: every score the entry records."""
         return [self.metrics, *self.evaluations]
 
+
+JSON_KINDS: dict[Any, str] = {str: "string", int: "integer", (int, float): "number", dict: "object", list: "array"}
+FIELD_TYPES: dict[str, Any] = {
+    "name": str, "file": str, "sha256": str, "size_bytes": int, "schema": dict, "model_config": dict,
+    "input_size": int, "command": str, "commit": str, "metrics": dict, "training_data": str, "terms": str,
+    "terms_url": str, "train_config": dict, "step": int, "agrnet_version": str, "fp16_max_abs_logit_diff": (int, float),
+    "evaluations": list,
+}  # fmt: skip
+"""The JSON kind of each metadata field, checked on reading (a wrong one is named with its file)."""
 
 WEIGHTS_PREFIX = "weights:"
 """``pretrained_backbone="weights:NAME"`` starts a training from the backbone of the shipped weights NAME."""
@@ -489,7 +503,7 @@ def export_weights(
     checkpoint's last validation is. Returns the new entry.
     """
     from agrnet.checkpoint import load_model
-    from agrnet.evaluate import checkpoint_size, training_config
+    from agrnet.evaluate import check_model_schema, checkpoint_size, training_config
     from agrnet.model import AGRNet
 
     if not NAME_PATTERN.fullmatch(name):
@@ -502,6 +516,10 @@ def export_weights(
     config = training_config(payload)
     if not config:
         raise ValueError(f"checkpoint {checkpoint}: holds no training config; export a `last.pt` or `best.pt`")
+    try:
+        check_model_schema(reference, schema)
+    except ValueError as error:
+        raise ValueError(f"checkpoint {checkpoint}: {error}; no entry written") from error
     if not scores:
         scores = [metrics_summary(payload.get("metrics") or {}, config["dataset"], config["val_split"])]
     data = save_safetensors(to_storage(reference), metadata={"agrnet_weights": name, "agrnet_version": __version__})

@@ -24,7 +24,7 @@ from agrnet.checkpoint import load_model
 from agrnet.cli import main
 from agrnet.cli.weights import retrain_argv
 from agrnet.config import preset_config
-from agrnet.data.labels import LAPA
+from agrnet.data.labels import FASSEG, LAPA
 from agrnet.model import AGRNet
 from agrnet.predict import Predictor
 from agrnet.train import config_from_args
@@ -342,3 +342,24 @@ def test_shipped_cards_hold_no_machine_path_and_their_commands_reproduce_their_s
             assert main([*words[1:], "--device", "cpu", "--out", str(report)]) == 0
             measured = json.loads(report.read_text())["mean_f1"]
             assert measured == pytest.approx(score["mean_f1"], abs=1e-4), f"{entry.name}: `{score['command']}`"
+
+
+def test_a_metadata_field_of_the_wrong_kind_is_named_with_its_file(copy):
+    metadata = copy / f"{NAME}.json"
+    complete = json.loads(metadata.read_text())
+    for field, value, expected in (("input_size", "abc", "a positive integer"), ("input_size", 0, "a positive"),
+                                   ("metrics", [], "a JSON object"), ("sha256", 7, "a JSON string")):  # fmt: skip
+        metadata.write_text(json.dumps(complete | {field: value}))
+        message = re.escape(f"{metadata}: field '{field}' is {value!r}; expected {expected}")
+        with pytest.raises(ValueError, match=message):
+            weights.get(NAME, copy)
+
+
+def test_export_refuses_a_checkpoint_whose_schema_does_not_fit_its_model(checkpoint, tmp_path):
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["schema"] = FASSEG.to_dict()  # 6 classes for a model of 11
+    broken = tmp_path / "broken.pt"
+    torch.save(payload, broken)
+    with pytest.raises(ValueError, match=rf"checkpoint {broken}: model predicts 11 classes but schema 'fasseg'"):
+        weights.export_weights(broken, "broken", "MIT", "https://example.org", out_dir=tmp_path / "weights")
+    assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir()), "nothing is written"

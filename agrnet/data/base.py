@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from agrnet.data.edges import label_edges
@@ -35,14 +35,17 @@ def open_image(path: Path, mode: str | None = None) -> Image.Image:
     """Fully decode the image file at ``path`` (converted to PIL ``mode`` if given), with errors naming the file:
     FileNotFoundError when it is missing, ``agrnet.files.BadFileError`` when it cannot be decoded.
 
-    16-bit grayscale files converted to another mode are scaled to 8 bits (PIL alone would clip them to 255).
+    The picture comes upright: an EXIF orientation tag (phone photos) is applied to the pixels, as every viewer
+    shows them. 16-bit grayscale files converted to another mode are scaled to 8 bits (PIL alone would clip them
+    to 255).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file is missing")
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
             if mode is None or image.mode == mode:
                 return image.copy()
             if image.mode.startswith("I;16") or image.mode == "I":
