@@ -186,6 +186,36 @@ def chapter_model(
     return ChapterModel(Predictor(model.eval(), schema, device=device, size=size), None, dataset, images, note)
 
 
+FASSEG_FOLDERS = ("../data/fasseg", "data/fasseg", "../../shared/data/fasseg")
+"""Where a chapter looks for FASSEG when ``DATA_ROOT`` is not set, in order: where ``agrnet download fasseg`` writes
+(``data/fasseg`` of the repository, seen from ``book/``; or of the working folder, as in Colab), then this project's
+test copy (``../shared/data``, beside the repository in its CI)."""
+
+
+def find_fasseg(data_root: str | os.PathLike[str] | None = None, download: bool = False) -> tuple[Path | None, str]:
+    """The FASSEG folder a chapter uses (None: none, the chapter falls back to synthetic faces) and one sentence
+    saying which and why.
+
+    ``data_root`` when it holds FASSEG's test faces; else the first of ``FASSEG_FOLDERS`` that does; else, with
+    ``download``, FASSEG fetched from its public repository into ``data/fasseg`` (``agrnet.download``, online);
+    else None, and the sentence says how to get FASSEG."""
+    if data_root is not None:
+        if _fasseg_test(data_root) is None:
+            return None, f"FASSEG: DATA_ROOT = {str(data_root)!r} holds no FASSEG test faces; synthetic faces instead."
+        return Path(data_root), f"FASSEG: DATA_ROOT = {str(data_root)!r}."
+    for folder in FASSEG_FOLDERS:
+        if _fasseg_test(folder) is not None:
+            return Path(folder), f"FASSEG: found at {folder}."
+    if download:
+        from agrnet.download import DEFAULT_DIR, download_fasseg
+
+        download_fasseg(DEFAULT_DIR)
+        return DEFAULT_DIR, f"FASSEG: downloaded into {DEFAULT_DIR} (research use; cite Khan et al.)."
+    looked = ", ".join(FASSEG_FOLDERS)
+    return None, (f"FASSEG: not found (looked in {looked}); this chapter falls back to synthetic faces. Set "
+                  "DOWNLOAD_FASSEG = True in the parameters cell, or run `agrnet download fasseg`, to use real faces.")
+
+
 def source(obj: object) -> Markdown:
     """The package's own code for ``obj``, highlighted."""
     from IPython.display import Markdown  # IPython comes with the book's extra: agrnet.book imports without it
