@@ -1,6 +1,6 @@
 """The configuration of a training run: ``TrainConfig``, the dataset presets, and ``--set key=value`` parsing.
 
-Nothing here runs anything; ``agrnet.train`` runs a ``TrainConfig`` and ``agrnet.experiments`` builds them.
+Nothing here runs anything; ``agrnet.training`` runs a ``TrainConfig`` and ``agrnet.experiments`` builds them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from agrnet.train import Trainer, preset_config
+from agrnet.training import Trainer, preset_config
 
 # No augmentation (both runs must see the same pixels) and frozen BatchNorm: SyncBatchNorm needs CUDA, and with
 # running statistics a sample's forward pass does not depend on which process holds the rest of the batch. SGD, as
@@ -39,7 +39,7 @@ SETTINGS: dict[str, Any] = {
 WORKER = """
 import json, sys
 import torch
-from agrnet.train import Trainer, preset_config
+from agrnet.training import Trainer, preset_config
 
 trainer = Trainer(preset_config("synthetic", **json.loads(sys.argv[1])))
 trainer.run()

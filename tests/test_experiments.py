@@ -16,6 +16,7 @@ from PIL import Image
 
 from agrnet.checkpoint import load_model
 from agrnet.cli import main as cli_main
+from agrnet.cli.experiment import command_line, configure_parser, run_experiment
 from agrnet.config import preset_config
 from agrnet.data.datasets import FASSEG
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
@@ -25,23 +26,20 @@ from agrnet.experiments import (
     EXPERIMENTS,
     Variant,
     class_table,
-    command_line,
     concrete_settings,
-    configure_parser,
     experiment_precision,
     load_results,
     paired,
     paired_table,
     parts_table,
     progress,
-    run_experiment,
     run_folder,
     run_settings,
     same_training,
     summarise,
 )
 from agrnet.stats import verdict
-from agrnet.train import Trainer, train
+from agrnet.training import Trainer, train
 
 TINY_SETTINGS = {"size": 32, "channels": 8, "batch_size": 2, "threads": 1, "train_split": "train+multipose-train"}
 TINY = [word for key, value in TINY_SETTINGS.items() if key != "train_split" for word in ("--set", f"{key}={value}")]

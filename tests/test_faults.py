@@ -41,7 +41,7 @@ from agrnet.data.base import read_image
 from agrnet.data.labels import FASSEG, LAPA, LabelSchema
 from agrnet.files import atomic_write, remove_stale_temporaries
 from agrnet.predict import Predictor
-from agrnet.train import Trainer, train
+from agrnet.training import Trainer, train
 from agrnet.weights import train_command
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import torch
 from agrnet import runtime
 from agrnet.config import preset_config
 from agrnet.runtime import FP32, Precision, candidates, choose_precision, decide, parse_device
-from agrnet.train import train
+from agrnet.training import train
 
 BF16 = Precision("bf16", False)
 BF16_CL = Precision("bf16", True)

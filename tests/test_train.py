@@ -14,7 +14,7 @@ from agrnet.checkpoint import load_checkpoint, load_model
 from agrnet.cli import main as cli_main
 from agrnet.config import PRESETS, TrainConfig, coerce_value, parse_overrides, preset_config
 from agrnet.data.labels import LAPA
-from agrnet.train import NonFiniteLossError, Trainer, train
+from agrnet.training import NonFiniteLossError, Trainer, train
 
 
 def tiny_config(out: Path, **overrides: Any) -> TrainConfig:

@@ -22,13 +22,13 @@ from tiny_model import tiny_checkpoint
 from agrnet import weights
 from agrnet.checkpoint import load_model
 from agrnet.cli import main
+from agrnet.cli.train import config_from_args
+from agrnet.cli.train import configure_parser as train_parser
 from agrnet.cli.weights import retrain_argv
 from agrnet.config import preset_config
 from agrnet.data.labels import FASSEG, LAPA
 from agrnet.model import AGRNet
 from agrnet.predict import Predictor
-from agrnet.train import config_from_args
-from agrnet.train import configure_parser as train_parser
 
 NAME = "tiny-test"
 SIZE = 64

@@ -1,7 +1,8 @@
 """The ``agrnet`` command: a thin front end that parses arguments and calls the library.
 
-Each subcommand lives in the module that does the work. A module listed in ``COMMANDS`` exposes
-``configure_parser(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
+Each subcommand is one module of this package, and only these modules parse arguments: a module listed in
+``COMMANDS`` exposes ``configure_parser(parser: argparse.ArgumentParser) -> None`` and
+``run(args: argparse.Namespace) -> int``, checks its arguments and calls the library.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from collections.abc import Sequence
 from agrnet import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("agrnet.train", "train AGRNet (Algorithm 1); synthetic faces by default"),
+    "train": ("agrnet.cli.train", "train AGRNet (Algorithm 1); synthetic faces by default"),
     "evaluate": ("agrnet.cli.evaluate", "score a checkpoint on a dataset split at original size"),
-    "predict": ("agrnet.predict", "parse image files or folders into label maps and overlays"),
+    "predict": ("agrnet.cli.predict", "parse image files or folders into label maps and overlays"),
     "export": ("agrnet.cli.export", "export a checkpoint to ONNX"),
-    "prepare": ("agrnet.data.prepare", "check a downloaded dataset and write its caches"),
-    "download": ("agrnet.download", "download, verify and unpack FASSEG (the public dataset) into data/fasseg"),
-    "bench": ("agrnet.bench", "time training and inference, report peak memory"),
-    "complexity": ("agrnet.model.flops", "FLOPs and parameters per part (Table I(d))"),
-    "experiment": ("agrnet.experiments", "FASSEG experiments on real faces on a fixed step protocol (Tables I, IV)"),
+    "prepare": ("agrnet.cli.prepare", "check a downloaded dataset and write its caches"),
+    "download": ("agrnet.cli.download", "download, verify and unpack FASSEG (the public dataset) into data/fasseg"),
+    "bench": ("agrnet.cli.bench", "time training and inference, report peak memory"),
+    "complexity": ("agrnet.cli.complexity", "FLOPs and parameters per part (Table I(d))"),
+    "experiment": ("agrnet.cli.experiment", "FASSEG experiments on real faces on a fixed step protocol (Tables I, IV)"),
     "weights": ("agrnet.cli.weights", "shipped trained weights: list, show, verify, export, rescore, retrain"),
 }
 

@@ -8,9 +8,9 @@ multipose test split labels 6 of its 13 yaws) are listed as "unlabelled, skipped
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from agrnet.data.base import ParsingDataset
-from agrnet.data.datasets import DATASETS, build_dataset
+from agrnet.data.datasets import build_dataset
 
 SPLITS = {
     "lapa": ("train", "val", "test"),
@@ -91,62 +91,24 @@ def format_report(name: str, report: SplitReport, class_names: tuple[str, ...]) 
     return "\n".join(lines)
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``agrnet prepare``."""
-    parser.add_argument("dataset", choices=sorted(SPLITS), help="which dataset layout to check")
-    parser.add_argument("root", type=Path, help="the dataset's folder, as described in data/README.md")
-    parser.add_argument(
-        "--split",
-        action="append",
-        dest="splits",
-        metavar="SPLIT",
-        help="split to check (repeatable); default: every split of the dataset that is present",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="where caches go (CelebAMask-HQ merged labels); default $AGRNET_CACHE or ~/.cache/agrnet",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Check the requested splits, print the bad files and a per-split summary; 0 when all is well, else 1."""
-    name = args.dataset
-    if not args.root.is_dir():
-        print(f"error: {args.root}: dataset folder not found")
-        return 1
-    explicit = args.splits is not None
-    splits = args.splits or list(SPLITS[name])
-    kwargs = {"cache_dir": args.cache_dir} if name == "celebamask-hq" else {}
+def check_splits(
+    name: str, root: Path, splits: Sequence[str] | None = None, cache_dir: Path | None = None, progress: bool = True
+) -> list[SplitReport]:
+    """Check each of ``splits`` of dataset ``name`` under ``root`` (default: every split of the dataset; for
+    CelebAMask-HQ, when none of them is present, its one "all" split). A split that cannot be opened is reported
+    with the reason in ``missing``; images a release publishes without labels are listed, not warned about."""
+    kwargs = {"cache_dir": cache_dir} if name == "celebamask-hq" else {}
     reports: list[SplitReport] = []
-    failed = False
-    for split in splits:
+    for split in SPLITS[name] if splits is None else splits:
         try:
             with warnings.catch_warnings():  # the report lists unlabelled images itself
                 warnings.simplefilter("ignore")
-                dataset = build_dataset(name, args.root, split=split, **kwargs)
+                dataset = build_dataset(name, root, split=split, **kwargs)
         except CHECKED_ERRORS as error:
             reports.append(SplitReport(split=split, missing=str(error)))
-            failed |= explicit
             continue
-        reports.append(check_dataset(dataset, split, progress=not args.no_progress))
-    if name == "celebamask-hq" and not explicit and all(r.missing for r in reports):
-        dataset = build_dataset(name, args.root, split="all", **kwargs)
-        reports.append(check_dataset(dataset, "all", progress=not args.no_progress))
-    schema = DATASETS[name].schema
-    bad = [message for report in reports for message in report.bad]
-    if bad:
-        print(f"{len(bad)} bad file(s):")
-        print("\n".join(f"  {message}" for message in bad))
-    for report in reports:
-        if report.unlabelled:
-            print(f"{len(report.unlabelled)} image(s) of {report.split} without a label (unlabelled, skipped):")
-            print("\n".join(f"  {path}" for path in report.unlabelled))
-    for report in reports:
-        print(format_report(name, report, schema.classes))
-    if all(report.missing for report in reports):
-        print(f"error: no split of {name} found under {args.root}")
-        return 1
-    return 1 if bad or failed else 0
+        reports.append(check_dataset(dataset, split, progress=progress))
+    if name == "celebamask-hq" and splits is None and all(r.missing for r in reports):
+        dataset = build_dataset(name, root, split="all", **kwargs)
+        reports.append(check_dataset(dataset, "all", progress=progress))
+    return reports

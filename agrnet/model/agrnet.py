@@ -202,7 +202,7 @@ class AGRNet(nn.Module):
         ``aminmax`` reduction and one copy of two numbers to the host, a ValueError for NaN or inf, and a warning,
         once per model, for values outside [0, 1] (an image in 0 ... 255). Training batches skip the value check,
         which would make every step wait for the device; their data come from the readers, which give [0, 1], and a
-        NaN there stops the run at the loss check of ``agrnet.train``.
+        NaN there stops the run at the loss check of ``agrnet.training``.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected N x 3 x H x W, got shape {tuple(images.shape)}")

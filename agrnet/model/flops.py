@@ -6,9 +6,6 @@ products only, as is usual). ``agrnet complexity`` prints the table.
 
 from __future__ import annotations
 
-import argparse
-import json
-
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -80,21 +77,3 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
         ref_text = f"{ref[0]:12.3f} {ref[1]:8.2f}" if ref else f"{'':12s} {'':8s}"
         lines.append(f"{part:28s} {row['gflops']:9.3f} {row['mparams']:9.3f}   {ref_text}")
     return "\n".join(lines)
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``agrnet complexity``."""
-    parser.add_argument("--backbone", default="resnet101")
-    parser.add_argument("--num-classes", type=int, default=11)
-    parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--channels", type=int, default=256)
-    parser.add_argument("--size", type=int, nargs=2, default=(473, 473), metavar=("H", "W"))
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build the model and print its cost per part."""
-    model = AGRNet(args.num_classes, backbone=args.backbone, top_k=args.top_k, channels=args.channels)
-    table = complexity(model, tuple(args.size))
-    print(json.dumps(table, indent=2) if args.json else format_table(table))
-    return 0

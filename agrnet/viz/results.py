@@ -3,11 +3,9 @@ paired experiments, and training curves (of an experiment's runs, or of one run'
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -24,6 +22,7 @@ from agrnet.data.labels import LabelSchema
 from agrnet.diagnostics import curve_value
 from agrnet.evaluate import table_columns
 from agrnet.metrics import ConfusionMatrix
+from agrnet.training.runlog import read_log
 from agrnet.viz.style import BOOK_WIDTH, MIN_FONT_PT, book_figure, book_styled, class_colours
 
 LOG_META_KEYS = ("kind", "step", "epoch", "lr", "images_per_s", "time")
@@ -202,22 +201,6 @@ def curves_figure(results: Mapping[str, Any], panels: Mapping[str, str] = CURVE_
     handles = [Line2D([], [], color=colours[name], label=name) for name in variants]
     figure.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     return figure
-
-
-def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a run's ``log.jsonl`` (a run directory or the file itself)."""
-    path = Path(path)
-    path = path / "log.jsonl" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: training log not found (agrnet train writes <run folder>/log.jsonl)")
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not a JSON line ({error})") from error
-    return records
 
 
 @book_styled

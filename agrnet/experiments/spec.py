@@ -1,0 +1,167 @@
+"""What the experiments are: the step protocol every training follows, and each experiment's variants, seeds and
+results file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agrnet.data.transforms import APPEARANCE
+from agrnet.losses import AUTHORS_WEIGHTS
+
+DEFAULT_ROOT = Path("../shared/data/fasseg")
+"""Where ``agrnet experiment`` looks for FASSEG by default."""
+DEFAULT_RUNS_DIR = Path("runs/experiments")
+"""Where the run folders of the trainings go by default (``run_folder``)."""
+
+PROTOCOL: dict[str, Any] = {
+    "backbone": "resnet18",
+    "pretrained_backbone": None,
+    "output_stride": 16,
+    "train_split": "train+multipose-train",
+    "size": 256,
+    "channels": 64,
+    "batch_size": 8,
+    "optimizer": "adamw",
+    "lr": 2e-3,
+    "weight_decay": 1e-4,
+    "rotation": 15.0,
+    "scale": (0.8, 1.2),
+    "steps": 800,
+    "val_every": 0,
+    "num_val_images": 4,
+    "checkpoint_every": 100,
+    "log_every": 10,
+    "workers": 0,
+    "device": "cpu",
+    "amp": "auto",
+    "channels_last": "auto",
+}
+"""The step protocol every experiment trains with (on top of the "fasseg" preset): a from-scratch ResNet-18 (no
+ImageNet weights offline) at output stride 16, 256 px, batch 8, AdamW with the poly schedule over ``steps``. A
+training is defined by its steps, so its result does not depend on the machine's speed; ``--time-cap-minutes``
+only bounds the cost (a run that hits the cap is recorded as such). Precision is "auto": fp32 unless a short
+probe on this machine shows bf16 (native bf16 CPUs and GPUs only) or channels_last faster, recorded per run.
+The training's own end-of-run validation is a smoke check on 4 ``val`` images; the scores come from ``evaluate``
+on whole splits. CPU threads are torch's default (``OMP_NUM_THREADS`` sets them): they change the speed, not the
+result."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Score on ``split``; ``by_yaw`` adds one score per head pose (FASSEG multipose samples carry ``yaw``)."""
+
+    split: str
+    by_yaw: bool = False
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained model per seed: ``settings`` on top of ``PROTOCOL``, scored on each of ``evaluations``."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    evaluations: tuple[Evaluation, ...] = (Evaluation("test"), Evaluation("test-unseen"))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Variants trained for each seed on the step protocol; ``settings`` apply to every variant (on top of
+    ``PROTOCOL``, under the variant's own). With a ``reference`` variant, every other variant's paired difference
+    to it over the seeds is reported with a 95 % interval."""
+
+    variants: dict[str, Variant]
+    seeds: tuple[int, ...]
+    out: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
+
+
+PAIRED_SEEDS = (0, 1, 2, 3, 4)
+"""Seeds of the paired experiments (ablation, top-K): five, the least that gives a paired t interval some power."""
+
+SHORT_PROTOCOL: dict[str, Any] = {"size": 192, "steps": 300}
+"""The paired experiments' protocol: 300 steps at 192 px (0.56 times the FLOPs of 256 px), so that 5 seeds of every
+variant fit a few hours of a 2-core CPU; the main result's 800 steps at 256 px would take a day."""
+
+CONSTANT_LR_PROTOCOL: dict[str, Any] = {**SHORT_PROTOCOL, "steps": 150, "poly_power": 0.0}
+"""The learning rate of the first version of the ablation, for the diagnosis of its unstable graph variants: that
+version gave each training 3 minutes of a schedule planned over 100 000 steps, so it stopped at 124 to 172 steps
+with the learning rate still at its peak, in bf16 with channels_last (the precision its probe chose on an AMX
+Xeon). Here: 150 steps at a constant learning rate, otherwise the short protocol; "fasseg-constant-lr" in the
+experiment's one precision (fp32 where bf16 does not pay), "fasseg-constant-lr-bf16" in that version's."""
+
+PHOTO_EVALUATIONS = (Evaluation("val"), Evaluation("test"), Evaluation("test-unseen"))
+"""Where the photo experiment scores: ``val`` (the split its choices are made on) and both test splits."""
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "fasseg-main": Experiment({"full": Variant()}, (0, 1, 2), "book/results/fasseg_main.json"),
+    "fasseg-ablation": Experiment(
+        {
+            "paper-baseline": Variant({"use_graph": False, "use_edge": False, "use_boundary": False}),
+            "baseline": Variant({"use_graph": False, "use_edge": False}),
+            "+adaptive projection": Variant({"use_edge": False, "use_reasoning": False}),
+            "+edge": Variant({"use_reasoning": False}),
+            "full": Variant(),
+            "full, no discriminative loss": Variant({"use_discriminative": False}),
+            "full, no boundary-attention loss": Variant({"use_boundary": False}),
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_ablation.json",
+        SHORT_PROTOCOL,
+        reference="baseline",
+    ),
+    "fasseg-authors": Experiment(
+        {
+            "full": Variant(),
+            "edge-gated reprojection": Variant({"edge_gate": True}),
+            "detached edge map": Variant({"detach_edge": True}),
+            "authors' loss weights": Variant({"loss_weights": AUTHORS_WEIGHTS}),
+            "all three": Variant({"edge_gate": True, "detach_edge": True, "loss_weights": AUTHORS_WEIGHTS}),
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_authors.json",
+        SHORT_PROTOCOL,
+        reference="full",
+    ),
+    "fasseg-domain-gap": Experiment(
+        {
+            "frontal02 -> multipose": Variant(
+                {"train_split": "train"}, (Evaluation("multipose-train", by_yaw=True), Evaluation("test"))
+            ),
+            "multipose -> frontal02": Variant({"train_split": "multipose-train"}, (Evaluation("test"),)),
+        },
+        (0,),
+        "book/results/fasseg_domain_gap.json",
+    ),
+    "fasseg-constant-lr": Experiment(
+        {"baseline": Variant({"use_graph": False, "use_edge": False}), "full": Variant()},
+        PAIRED_SEEDS,
+        "book/results/fasseg_constant_lr.json",
+        CONSTANT_LR_PROTOCOL,
+        reference="baseline",
+    ),
+    "fasseg-constant-lr-bf16": Experiment(
+        {"baseline": Variant({"use_graph": False, "use_edge": False}), "full": Variant()},
+        PAIRED_SEEDS,
+        "book/results/fasseg_constant_lr_bf16.json",
+        {**CONSTANT_LR_PROTOCOL, "amp": "bf16", "channels_last": True},
+        reference="baseline",
+    ),
+    "fasseg-photo": Experiment(
+        {
+            "plain": Variant({"train_split": "fit"}, PHOTO_EVALUATIONS),
+            "appearance": Variant({"train_split": "fit", "augment": APPEARANCE}, PHOTO_EVALUATIONS),
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo.json",
+        reference="plain",
+    ),
+    "fasseg-topk": Experiment(
+        {f"top-{k}": Variant({"top_k": k}) for k in (1, 2, 4, 8)},
+        PAIRED_SEEDS,
+        "book/results/fasseg_topk.json",
+        SHORT_PROTOCOL,
+        reference="top-4",
+    ),
+}

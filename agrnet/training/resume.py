@@ -1,0 +1,171 @@
+"""Continuing a run from its checkpoint: where the run lives, which checkpoint it resumes, the checks that the
+checkpoint fits this run, and the restore of its weights, optimizer, schedule, scaler and random streams.
+
+A run resumes with ``resume`` "auto" (the run directory's ``last.pt``, when there is one) or a checkpoint path. The
+checkpoint must hold the training state (``TRAINING_STATE``), the model of this run, and a step no later than this
+run's ``steps``; a run continued with other ``steps``, ``poly_power`` or ``lr`` gets its poly schedule rebuilt from
+the checkpoint's step on. ``interrupted_message`` is what a Ctrl-C prints: the command that resumes the run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import shlex
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from agrnet.checkpoint import load_checkpoint, set_rng_state
+from agrnet.config import TrainConfig
+from agrnet.distributed import DistributedContext
+from agrnet.model import AGRNet
+from agrnet.training.build import model_options, seed_everything
+from agrnet.weights import train_command
+
+TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng", "step")
+"""What a checkpoint needs beyond the model to be resumed (``agrnet.checkpoint.load_checkpoint`` checks the rest)."""
+
+
+class Progress(NamedTuple):
+    """How far a run had got: its step, the seconds of its training loop, and its best validation mean F1."""
+
+    step: int
+    elapsed_s: float
+    best_mean_f1: float
+
+
+def resolve_run_dir(config: TrainConfig) -> Path:
+    """The run directory: ``out``, else the folder of the ``resume`` checkpoint, else ``runs/<timestamp>``."""
+    if config.out is not None:
+        return Path(config.out)
+    if config.resume not in (None, "auto"):
+        return Path(config.resume).parent
+    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def resume_checkpoint(config: TrainConfig, run_dir: Path, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint this run continues (``check_resumable``), or None for a fresh run. Without ``resume``, a
+    ``last.pt`` already in ``run_dir`` is refused rather than overwritten."""
+    resume = config.resume
+    last = run_dir / "last.pt"
+    if resume is None:
+        if last.exists():
+            raise FileExistsError(
+                f"{last}: the run directory already holds a checkpoint; pass --resume auto to continue it or "
+                "choose another --out"
+            )
+        return None
+    path = last if resume == "auto" else Path(resume)
+    if resume == "auto" and not path.exists():
+        return None
+    checkpoint = load_checkpoint(path, map_location=device)
+    check_resumable(path, checkpoint, config)
+    return checkpoint
+
+
+def check_resumable(path: Path, checkpoint: Mapping[str, Any], config: TrainConfig) -> None:
+    """Refuse, naming the checkpoint and what is wrong, a checkpoint that this run cannot continue."""
+    missing = [key for key in TRAINING_STATE if key not in checkpoint]
+    if missing:
+        raise ValueError(
+            f"checkpoint {path}: holds weights but no training state (no {', '.join(missing)}), so it cannot be "
+            "resumed; start a new run instead"
+        )
+    defaults = {name: option.default for name, option in inspect.signature(AGRNet).parameters.items()}
+    recorded = {**defaults, **checkpoint["model_config"]}  # arguments added since it was written: their defaults
+    differ = [
+        f"{key}={recorded.get(key)!r} (this run: {value!r})"
+        for key, value in model_options(config).items()
+        if recorded.get(key) != value
+    ]
+    if differ:
+        raise ValueError(
+            f"checkpoint {path}: its model differs from this run's in {', '.join(differ)}; resume with the "
+            "settings it was trained with, or start a new run instead"
+        )
+    step = int(checkpoint["step"])
+    if step > config.steps:
+        raise ValueError(
+            f"steps: this run has {config.steps} but checkpoint {path} is at step {step} already; resume "
+            f"with --set steps=N for some N >= {step}"
+        )
+
+
+def restore_training_state(
+    checkpoint: Mapping[str, Any],
+    *,
+    config: TrainConfig,
+    context: DistributedContext,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+) -> Progress:
+    """Load the checkpoint's model, optimizer, schedule (``schedule_state``), scaler and this process's random
+    streams; returns how far the run had got. Random streams saved by a different number of processes cannot be
+    matched to these: they are reseeded, with a warning."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(schedule_state(checkpoint["scheduler"], config, optimizer, context.is_main))
+    scaler.load_state_dict(checkpoint["scaler"])
+    progress = Progress(
+        step=int(checkpoint["step"]),
+        elapsed_s=float(checkpoint.get("elapsed_s", 0.0)),
+        best_mean_f1=float(checkpoint.get("best_mean_f1", -math.inf)),
+    )
+    states = checkpoint["rng"]
+    if len(states) == context.world_size:
+        set_rng_state(states[context.rank])
+    else:
+        seed_everything(config.seed + context.rank + progress.step)
+        if context.is_main:
+            warnings.warn(
+                f"resuming {len(states)}-process RNG states in a {context.world_size}-process run: "
+                "random streams are reseeded, the continuation is not bit-identical",
+                stacklevel=2,
+            )
+    return progress
+
+
+def schedule_state(
+    state: Mapping[str, Any], config: TrainConfig, optimizer: torch.optim.Optimizer, is_main: bool
+) -> dict[str, Any]:
+    """The checkpoint's scheduler state, rebuilt when this run's ``steps``, ``poly_power`` or ``lr`` differ
+    from the checkpoint's (a finished run continued with more steps): the poly schedule of this run,
+    lr * (1 - step / steps) ** poly_power, from the checkpoint's step on. Sets the optimizer's rates too (and warns,
+    on the main process)."""
+    state = dict(state)
+    step, groups = int(state["last_epoch"]), optimizer.param_groups
+    recorded = {"steps": state["total_iters"], "poly_power": state["power"], "lr": state["base_lrs"][0]}
+    wanted = {"steps": config.steps, "poly_power": config.poly_power, "lr": config.lr}
+    if recorded == wanted:
+        return state
+    rate = config.lr * (1 - step / config.steps) ** config.poly_power
+    for group in groups:
+        group.update(lr=rate, initial_lr=config.lr)
+    if is_main:
+        changed = ", ".join(f"{key} {old} -> {wanted[key]}" for key, old in recorded.items() if old != wanted[key])
+        warnings.warn(
+            f"resuming at step {step} with {changed}: the poly schedule is rebuilt for this run, lr {rate:.4g} "
+            f"for step {step + 1}",
+            stacklevel=3,
+        )
+    rebuilt = {"total_iters": config.steps, "power": config.poly_power, "base_lrs": [config.lr] * len(groups)}
+    return {**state, **rebuilt, "_last_lr": [rate] * len(groups)}
+
+
+def interrupted_message(config: TrainConfig, run_dir: Path, step: int, saved_step: int | None) -> str:
+    """What a Ctrl-C says: the step reached, the last checkpoint (written at ``saved_step``), and the command that
+    resumes the run."""
+    saved = "no checkpoint written yet"
+    if saved_step is not None:
+        saved = f"last checkpoint at step {saved_step} ({run_dir / 'last.pt'})"
+    command = f"{train_command(asdict(config))} {shlex.join(['--out', str(run_dir), '--resume', 'auto'])}"
+    return f"interrupted at step {step}; {saved}; resume with: {command}"
