@@ -20,7 +20,7 @@ test: lint
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval-lax --nbval-current-env book/
 
-# BOOKFLAGS: e.g. --train-model (train the graph chapters' small model first) or --params FILE.
+# BOOKFLAGS: e.g. --params FILE (notebook parameters) or --only NAME.
 book: $(STAMP)
 	$(PY) book/build.py $(BOOKFLAGS)
 

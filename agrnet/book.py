@@ -1,10 +1,12 @@
 """What the book's chapters need besides figures: ``chapter_model``, the trained model and the faces that the graph
-chapters picture (``ChapterModel``), and ``source``, which shows the package's own code in a chapter."""
+chapters picture (``ChapterModel``), where FASSEG is (``find_fasseg``), ``source``, which shows the package's own code
+in a chapter, and the results as the book states them (``results_at_a_glance``, ``experiments_table``)."""
 
 from __future__ import annotations
 
 import inspect
 import os
+import shlex
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,13 +105,19 @@ class ChapterModel:
         and why; None for trained weights."""
         if self.weights is not None:
             return None
-        return (
-            '<div class="admonition warning"><p class="admonition-title">Warning: an untrained network</p>'
-            "<p>No trained weights were found, so the pictures and numbers below come from <b>random weights</b>: "
-            "the shapes and the mechanics are right, but the vertices, the adjacency, the response maps and the "
-            f"parsing mean nothing. {self.note} <code>agrnet weights list</code> shows the installed weights."
-            "</p></div>"
-        )
+        return untrained_warning(self.note)
+
+
+def untrained_warning(note: str) -> str:
+    """The warning box (the book theme's admonition markup) of a chapter that runs random weights; ``note`` says
+    why no trained weights were used."""
+    return (
+        '<div class="admonition warning"><p class="admonition-title">Warning: an untrained network</p>'
+        "<p>No trained weights were found, so the pictures and numbers below come from <b>random weights</b>: "
+        "the shapes and the mechanics are right, but the vertices, the adjacency, the response maps and the "
+        f"parsing mean nothing. {note} <code>agrnet weights list</code> shows the installed weights."
+        "</p></div>"
+    )
 
 
 def numbered_faces(indices: Sequence[int]) -> str:
@@ -221,3 +229,117 @@ def source(obj: object) -> Markdown:
     from IPython.display import Markdown  # IPython comes with the book's extra: agrnet.book imports without it
 
     return Markdown(f"```python\n{textwrap.dedent(inspect.getsource(obj))}```")
+
+
+PAPER_FULL_OVER_BASELINE = 1.4
+"""The paper's full AGRNet minus its baseline, Table I(a) on LaPa (92.3 - 90.9 mean F1)."""
+VERDICT_WORDS = {"helps": "is above", "hurts": "is below", "cannot be told apart": "cannot be told apart from"}
+
+
+def _difference(results: dict[str, Any] | None, variant: str, reference: str) -> dict[str, Any] | None:
+    from agrnet.experiments import paired
+
+    if results is None:
+        return None
+    return paired(results["runs"], reference).get(variant, {}).get("test")
+
+
+def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
+    """The book's results in one Markdown table (what was run, our number with its 95 % interval, the paper's,
+    the chapter that shows it) and two sentences of verdict, read from the results files in ``folder`` and the
+    shipped weights' metadata; what is not in them yet is left out."""
+    from agrnet.experiments import interval_text, load_results
+    from agrnet.experiments.tables import PAPER_MEAN_F1
+    from agrnet.stats import verdict
+
+    folder = Path(folder)
+    main, ablation, topk = (load_results(folder, name) for name in ("fasseg-main", "fasseg-ablation", "fasseg-topk"))
+    rows = []
+    if main is not None:
+        f1 = main["summary"]["full"]["test"]["mean_f1"]
+        rows.append(f"| AGRNet from scratch on 202 FASSEG faces (ResNet-18, 256 px, 800 steps), {f1['n']} seeds, "
+                    f"frontal02 test | {100 * f1['mean']:.1f} ± {100 * f1['std']:.1f} | {PAPER_MEAN_F1['full']} "
+                    "(ResNet-101 from ImageNet, LaPa) | {doc}`real_faces` |")  # fmt: skip
+    entries = _registry(None)
+    if FASSEG_WEIGHTS in entries:
+        scores = {score["split"]: score["mean_f1"] for score in entries[FASSEG_WEIGHTS].scores()}
+        if {"test", "test-unseen"} <= set(scores):
+            rows.append(f"| the shipped `{FASSEG_WEIGHTS}` on frontal02 test / on its faces not in train | "
+                        f"{100 * scores['test']:.1f} / {100 * scores['test-unseen']:.1f} | – | {{doc}}`real_faces` |")
+    contrasts = (
+        ("full AGRNet minus the paper's baseline (cross-entropy only), paired", "full", "paper-baseline",
+         PAPER_FULL_OVER_BASELINE, ablation),
+        ("full AGRNet minus a baseline trained with L_BA too, paired", "full", "baseline", None, ablation),
+        ("the edge module (Eq. 2): +edge minus +adaptive projection, paired", "+edge", "+adaptive projection",
+         PAPER_MEAN_F1["+edge"] - PAPER_MEAN_F1["+adaptive projection"], ablation),
+        ("1 vertex per class instead of 4, paired", "top-1", "top-4",
+         PAPER_MEAN_F1["top-1"] - PAPER_MEAN_F1["top-4"], topk),
+    )  # fmt: skip
+    read: dict[str, str] = {}
+    for text, variant, reference, paper, results in contrasts:
+        difference = _difference(results, variant, reference)
+        if difference is None or difference["low"] is None:
+            continue
+        read[variant + "/" + reference] = verdict(difference["low"], difference["high"])
+        setting = results["protocol"]
+        protocol = f"{difference['n']} seeds, {setting['steps']} steps at {setting['size']} px"
+        printed = "–" if paper is None else f"{paper:+.1f}"
+        rows.append(f"| {text} ({protocol}) | {interval_text(difference)}: {read[variant + '/' + reference]} | "
+                    f"{printed} | {{doc}}`ablations` |")  # fmt: skip
+    if not rows:
+        return "No results files yet: `agrnet experiment fasseg-main` makes the first."
+    table = "| what was run | ours: mean F1 (%) on FASSEG | the paper: mean F1 (%) on LaPa | shown in |\n"
+    table += "|---|---|---|---|\n" + "\n".join(rows)
+    sentences = []
+    if "full/paper-baseline" in read:
+        difference = _difference(ablation, "full", "paper-baseline")
+        sentences.append(
+            f"**Verdict.** At the scale run here (a ResNet-18 trained from scratch on 202 real faces), the full AGRNet "
+            f"{VERDICT_WORDS[read['full/paper-baseline']]} the paper's baseline ({interval_text(difference)} "
+            f"points, where Table I(a) has {PAPER_FULL_OVER_BASELINE:+.1f}): the paper's central claim is "
+            + ("reproduced here." if read["full/paper-baseline"] == "helps" else "not reproduced at this scale.")
+        )
+    if "+edge/+adaptive projection" in read:
+        edge = _difference(ablation, "+edge", "+adaptive projection")
+        phrase = {"helps": "helps", "hurts": "hurts"}.get(read["+edge/+adaptive projection"], "cannot be told apart")
+        sentences.append(
+            f"Of its parts, the edge module {phrase} ({interval_text(edge)}); whether ImageNet weights, 473 px and "
+            "LaPa's 18,176 faces bring the graph's gain back is what the paper's own setting tests "
+            "({doc}`reproducing`)."
+        )
+    return table + ("\n\n" + " ".join(sentences) if sentences else "")
+
+
+DROPPED_OPTIONS = ("--data-root", "--runs-dir", "--out", "--jobs", "--variants", "--seeds")
+"""Options of a recorded ``agrnet experiment`` command that a reader leaves out to make or continue the whole file:
+folders of the machine that ran it, how many trainings ran at once, and the part of the plan one invocation did."""
+
+
+def portable_command(command: str) -> str:
+    """A recorded ``agrnet experiment`` command without ``DROPPED_OPTIONS`` (each with all its values): what a
+    reader runs from the repository root, with FASSEG in ``data/fasseg``, to make or continue the whole file."""
+    kept: list[str] = []
+    dropping = False
+    for word in shlex.split(command):
+        if word.startswith("--"):
+            dropping = word.split("=")[0] in DROPPED_OPTIONS
+        if not dropping:
+            kept.append(word)
+    return shlex.join(kept)
+
+
+def experiments_table(folder: str | os.PathLike[str]) -> str:
+    """Every experiment of ``agrnet.experiments.EXPERIMENTS`` as a Markdown table: the command that makes (or
+    continues) it, its variants, seeds and steps, its results file and what that file holds ("not yet run" when
+    there is none): the one place where the book names what has not been run."""
+    from agrnet.experiments import EXPERIMENTS, PROTOCOL, load_results, progress
+
+    rows = []
+    for name, experiment in EXPERIMENTS.items():
+        results = load_results(Path(folder), name)
+        command = portable_command(results["command"]) if results else shlex.join(["agrnet", "experiment", name])
+        steps = {**PROTOCOL, **experiment.settings}["steps"]
+        rows.append(f"| `{command}` | {len(experiment.variants)} | {list(experiment.seeds)} | {steps} | "
+                    f"`{Path(experiment.out).name}` | {progress(results)} |")  # fmt: skip
+    header = "| command | variants | seeds | steps | results file | status |\n|---|---|---|---|---|---|\n"
+    return header + "\n".join(rows)

@@ -1,6 +1,6 @@
 """Build the executable book: papermill runs every notebook of ``_toc.yml``, then jupyter-book renders the HTML.
 
-    python book/build.py [--params FILE] [--only NAME ...] [--train-model] [--reuse-executed] [--no-html] [--no-check]
+    python book/build.py [--params FILE] [--only NAME ...] [--reuse-executed] [--no-html] [--no-check]
 
 1. The build tree ``_build/src`` gets ``_config.yml``, ``_toc.yml`` and everything in ``book/`` but the notebooks.
 2. papermill executes each notebook into ``_build/src/book/`` with its working directory in ``book/`` (as in
@@ -13,9 +13,8 @@
 4. ``book/check_html.py`` opens every chapter in headless Chromium when a Chromium is installed.
 
 Any failing notebook is named and makes the build exit non-zero. ``_build/notebook-times.json`` records how long
-each notebook took. ``--train-model`` first trains the small model of the losses and evaluation chapters
-(``agrnet train --preset synthetic``, a few minutes on a CPU) into ``.cache/book/`` when it is not there yet (the
-graph chapters picture the shipped trained weights, ``agrnet.viz.chapter_model``).
+each notebook took. Every chapter that pictures a trained model uses the weights shipped with the package
+(``agrnet weights list``); only the training chapter trains, for a few steps.
 """
 
 from __future__ import annotations
@@ -39,11 +38,10 @@ HTML = BUILD / "html"
 TOC = ROOT / "_toc.yml"
 CONFIG = ROOT / "_config.yml"
 KERNEL = "python3"
-#: The losses and evaluation chapters' small model: ``agrnet train --preset synthetic --out .cache/book/synthetic``.
 EXECUTED = BUILD / "executed"
 """Where ``book/conftest.py`` keeps the notebooks nbval ran (``--reuse-executed`` takes them from there)."""
-BOOK_MODEL_RUN = ROOT / ".cache" / "book" / "synthetic"
 SUFFIXES = (".ipynb", ".md")
+AT_A_GLANCE = "at_a_glance.md"
 
 
 def toc_entries(toc: Path = TOC) -> list[str]:
@@ -100,23 +98,18 @@ def read_parameters(path: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def prepare_source_tree() -> None:
-    """Fresh ``_build/src`` with the configuration and every book file except notebooks and scripts."""
+    """Fresh ``_build/src`` with the configuration and every book file except notebooks and scripts, and
+    ``book/at_a_glance.md``: the results table that the landing page and "Reproducing the paper" include, written
+    from the committed results files (``agrnet.book.results_at_a_glance``)."""
+    from agrnet.book import results_at_a_glance
+
     shutil.rmtree(SOURCE, ignore_errors=True)
     SOURCE.mkdir(parents=True)
     shutil.copy2(CONFIG, SOURCE / CONFIG.name)
     shutil.copy2(TOC, SOURCE / TOC.name)
     ignore = shutil.ignore_patterns("*.ipynb", "*.py", ".ipynb_checkpoints", "__pycache__")
     shutil.copytree(BOOK, SOURCE / BOOK.name, ignore=ignore)
-
-
-def train_book_model() -> None:
-    """Train the graph chapters' small model into ``.cache/book/synthetic`` unless it is already there."""
-    if (BOOK_MODEL_RUN / "best.pt").is_file():
-        print(f"book model: {BOOK_MODEL_RUN / 'best.pt'} exists")
-        return
-    command = [sys.executable, "-m", "agrnet", "train", "--preset", "synthetic", "--out", str(BOOK_MODEL_RUN)]
-    print("book model:", " ".join(command[1:]), flush=True)
-    subprocess.run([*command, "--resume", "auto"], cwd=ROOT, check=True)
+    (SOURCE / BOOK.name / AT_A_GLANCE).write_text(results_at_a_glance(BOOK / "results") + "\n")
 
 
 def execute(notebook: Path, parameters: dict[str, Any]) -> tuple[float, str | None]:
@@ -206,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=Path, help="YAML/JSON file: notebook name or '*' -> parameters")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="execute only these notebooks (by name)")
-    parser.add_argument("--train-model", action="store_true", help="train the graph chapters' model if missing")
     parser.add_argument(
         "--reuse-executed", action="store_true",
         help="take the notebooks nbval just ran (make test) from _build/executed/ instead of executing them again",
@@ -223,9 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"--only: no notebook named {', '.join(unknown)} in _toc.yml")
         selected = [path for path in selected if path.stem in args.only]
-    if args.train_model:
-        train_book_model()
-
     prepare_source_tree()
     failures = run_notebooks(selected, parameter_file, reuse=args.reuse_executed)
     if failures:

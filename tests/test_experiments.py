@@ -214,7 +214,7 @@ def test_a_partial_ablation_says_which_seeds_and_variants_are_done(tiny_fasseg: 
     assert progress(results) == (
         "partial: 4 trainings; seeds with every variant: none yet; variants with all 5 planned seeds: none yet"
     )
-    assert progress(None) == progress({"runs": []}) == "pending"
+    assert progress(None) == progress({"runs": []}) == "not yet run"
 
     # The authors' experiment shares its reference, the full model, with the ablation: trained once, in one run
     # folder (its results file, in another folder, does not see the ablation's).
@@ -283,15 +283,22 @@ def test_paired_differences_and_their_interval() -> None:
     results = {"reference": "baseline", "variants": {"baseline": {}, "full": {}, "other": {}, "top-8": {}}}
     table = paired_table({**results, "summary": summary, "paired": result}).splitlines()
     half = 100 * full["half_width"]
-    assert table[2] == "| baseline | 3 | 81.0 ± 1.0 | reference |  | – |", "the paper has no baseline with L_BA"
-    assert table[3] == f"| full | 3 | 84.0 ± 1.0 | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | helps | 92.3 |"
-    assert table[4] == "| other | 1 | 70.0 | -10.0 | no interval | – |"
-    assert table[5] == "| top-8 | 0 | pending | | | 91.1 |" and len(table) == 6
+    assert table[2] == "| baseline | 3 | 81.0 ± 1.0 | reference |  | – | – |", "the paper has no baseline with L_BA"
+    assert table[3] == f"| full | 3 | 84.0 ± 1.0 | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | helps | 92.3 | – |"
+    assert table[4] == "| other | 1 | 70.0 | -10.0 | no interval | – | – |"
+    assert table[5] == "| top-8 | 0 | not yet run | | | 91.1 | – |" and len(table) == 6
+    # Against another reference, with the paper's own difference to it.
+    against = paired_table({**results, "summary": summary, "runs": runs}, reference="other").splitlines()
+    assert against[0].startswith("| variant | seeds | mean F1 (%) | minus other, 95 % interval |")
+    assert against[3] == "| full | 3 | 84.0 ± 1.0 | +13.0 | no interval | 92.3 | – |"
+    paper = {"full": 92.3, "other": 90.0}
+    table = paired_table({**results, "summary": summary, "runs": runs}, paper=paper, reference="other")
+    assert table.splitlines()[3].endswith("| 92.3 | +2.3 |")
     parts = [("graph", "full", "baseline"), ("other part", "other", "full"), ("missing", "top-8", "top-4")]
     assert parts_table({"runs": runs}, parts).splitlines()[2:] == [
         f"| graph | +3.0 [{3 - half:+.1f}, {3 + half:+.1f}] | 3 | helps | – |",
         "| other part | -13.0 | 1 | no interval | – |",
-        "| missing | pending | 0 | | -1.2 |",
+        "| missing | not yet run | 0 | | -1.2 |",
     ]
     # Class by class: F1 of "eyes" and "nose" per run, the baseline's eyes absent (None) on seed 2.
     eyes_f1, nose_f1 = (0.5, 0.6, None, 0.4, 0.5, 0.6, 0.1), (0.8, 0.8, 0.8, 0.85, 0.9, 0.8, 0.8)

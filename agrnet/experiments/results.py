@@ -95,11 +95,11 @@ def load_results(folder: Path, name: str) -> dict[str, Any] | None:
 
 
 def progress(results: Mapping[str, Any] | None) -> str:
-    """What a results file holds, in words: "pending" (no file, or one of an older protocol), else complete or
+    """What a results file holds, in words: "not yet run" (no file, or one of an older protocol), else complete or
     partial, its trainings, the seeds that every variant has and, while partial, the variants with every planned
     seed."""
     if results is None or "protocol" not in results:
-        return "pending"
+        return "not yet run"
     seeds: dict[str, set[int]] = {}
     for run in results["runs"]:
         seeds.setdefault(run["variant"], set()).add(run["seed"])

@@ -27,32 +27,43 @@ def interval_text(difference: Mapping[str, Any]) -> str:
     return text
 
 
-def paired_table(results: Mapping[str, Any], split: str = "test", paper: Mapping[str, float] = PAPER_MEAN_F1) -> str:
+def paired_table(
+    results: Mapping[str, Any], split: str = "test", paper: Mapping[str, float] = PAPER_MEAN_F1,
+    reference: str | None = None,
+) -> str:  # fmt: skip
     """A paired experiment's results as a Markdown table: per variant the seeds, mean F1 +- its sample standard
-    deviation, the paired difference to the reference with its 95 % interval, what the interval reads
-    (``agrnet.stats.verdict``) and ``paper``'s number; variants with no run read "pending"."""
-    reference = results["reference"]
+    deviation, the paired difference to ``reference`` (default: the experiment's) with its 95 % interval, what the
+    interval reads (``agrnet.stats.verdict``), ``paper``'s number and, when ``paper`` has the reference, the paper's
+    difference to it; variants with no run read "not yet run"."""
+    if reference is None or reference == results["reference"]:
+        reference, differences = results["reference"], results.get("paired", {})
+    else:
+        differences = paired(results["runs"], reference)
     lines = [
-        f"| variant | seeds | mean F1 (%) | minus {reference}, 95 % interval | reads | paper (LaPa) |",
-        "|---|---|---|---|---|---|",
+        f"| variant | seeds | mean F1 (%) | minus {reference}, 95 % interval | reads | paper (LaPa) "
+        f"| paper minus {reference} |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant in results["variants"]:
         entry = results["summary"].get(variant, {}).get(split)
         printed = paper.get(variant, "–")
+        against = f"{paper[variant] - paper[reference]:+.1f}" if variant in paper and reference in paper else "–"
         if entry is None:
-            lines.append(f"| {variant} | 0 | pending | | | {printed} |")
+            lines.append(f"| {variant} | 0 | not yet run | | | {printed} | {against} |")
             continue
         f1 = entry["mean_f1"]
         spread = f" ± {100 * f1['std']:.1f}" if f1["std"] is not None else ""
-        difference = results.get("paired", {}).get(variant, {}).get(split)
+        difference = differences.get(variant, {}).get(split)
         compared, reads = ("reference", "") if variant == reference else ("–", "")
         if difference is not None:
             compared, reads = interval_text(difference), verdict(difference["low"], difference["high"])
-        lines.append(f"| {variant} | {f1['n']} | {100 * f1['mean']:.1f}{spread} | {compared} | {reads} | {printed} |")
+        lines.append(f"| {variant} | {f1['n']} | {100 * f1['mean']:.1f}{spread} | {compared} | {reads} | {printed} "
+                     f"| {against} |")  # fmt: skip
     return "\n".join(lines)
 
 
 PARTS: tuple[tuple[str, str, str], ...] = (
+    ("L_BA on the baseline (our baseline minus the paper's)", "baseline", "paper-baseline"),
     ("adaptive projection and reprojection (Eq. 3, 5, 6)", "+adaptive projection", "baseline"),
     ("edge module and its masking (Eq. 2)", "+edge", "+adaptive projection"),
     ("graph reasoning (Eq. 4)", "full", "+edge"),
@@ -78,7 +89,7 @@ def parts_table(
         difference = paired(results["runs"], without).get(with_part, {}).get(split)
         printed = f"{paper[with_part] - paper[without]:+.1f}" if with_part in paper and without in paper else "–"
         if difference is None:
-            lines.append(f"| {part} | pending | 0 | | {printed} |")
+            lines.append(f"| {part} | not yet run | 0 | | {printed} |")
             continue
         reads = verdict(difference["low"], difference["high"])
         lines.append(f"| {part} | {interval_text(difference)} | {difference['n']} | {reads} | {printed} |")
