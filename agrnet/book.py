@@ -288,7 +288,7 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
                     f"{printed} | {{doc}}`ablations` |")  # fmt: skip
     if not rows:
         return "No results files yet: `agrnet experiment fasseg-main` makes the first."
-    table = "| what was run | ours: mean F1 (%) on FASSEG | the paper: mean F1 (%) on LaPa | shown in |\n"
+    table = "| what was run | ours, FASSEG: mean F1 (%) or difference (points) | the paper, LaPa | shown in |\n"
     table += "|---|---|---|---|\n" + "\n".join(rows)
     sentences = []
     if "full/paper-baseline" in read:
