@@ -98,7 +98,7 @@ def response_maps_figure(
     maps = response_maps(output, schema, (height, width), index).numpy()
     classes = list(range(1, schema.num_classes)) if classes is None else list(classes)
     rows = math.ceil(len(classes) / columns)
-    figure = book_figure(height=rows * BOOK_WIDTH / columns * height / width + 0.8)
+    figure = book_figure(height=rows * 0.85 * BOOK_WIDTH / columns * height / width + 0.6)  # 0.85: the colour bar
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     colours = class_colours(schema)
     top = float(maps[classes].max()) if classes else 1.0

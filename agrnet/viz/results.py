@@ -95,7 +95,7 @@ def f1_figure(report: Mapping[str, Any], schema: LabelSchema, dataset: str | Non
     _f1_bars(ax, report, schema, dataset)
     ax.set_ylabel("F1 (%)")
     ax.set_title("F1 per class")
-    ax.legend(loc="lower right")
+    figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
     return figure
 
 
@@ -165,7 +165,7 @@ def paired_figure(results: Mapping[str, Any], split: str = "test") -> Figure:
 
 
 CURVE_PANELS: dict[str, str] = {
-    "final": "L_final (Eq. 8 on Y)",
+    "final": "L_final (cross-entropy on Y, in Eq. 11)",
     "own_class": "vertices on their own class",
     "p_entropy": "entropy of P / log V",
     "grad_norm": "gradient norm",
