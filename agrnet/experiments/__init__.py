@@ -1,7 +1,9 @@
 """Experiments on real photographs (FASSEG) on a fixed step protocol: the main result, the ablation of Table
 I(a)(b), the vertex count of Table I(c), the authors' code's departures from the paper, the domain gap across
-head poses of Table IV, the diagnosis of an earlier protocol's instability (a constant learning rate), and the
-appearance augmentation for faces from elsewhere (``fasseg-photo``: fitted on ``fit``, chosen on ``val``).
+head poses of Table IV, the diagnosis of an earlier protocol's instability (a constant learning rate, and the same
+short length with the decaying schedule), the graph against the paper's own baseline closer to the paper (from a
+pretrained backbone, on the long protocol), and the appearance augmentation for faces from elsewhere
+(``fasseg-photo``: fitted on ``fit``, chosen on ``val``).
 
 ``agrnet experiment NAME`` trains each variant and seed of experiment ``NAME`` with ``agrnet.training.train`` (preset
 "fasseg", ``PROTOCOL``, the experiment's and the variant's settings on top), scores the last checkpoint with
