@@ -22,7 +22,7 @@ test: lint
 
 # BOOKFLAGS: e.g. --params FILE (notebook parameters) or --only NAME.
 book: $(STAMP)
-	$(PY) book/build.py $(BOOKFLAGS)
+	$(PY) book/tools/build.py $(BOOKFLAGS)
 
 # The notebooks' python3 kernel is the one .venv provides (share/jupyter/kernels): nothing is installed elsewhere.
 lab: $(STAMP)

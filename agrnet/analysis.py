@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from agrnet.data.edges import label_edges
-from agrnet.data.labels import LabelSchema
+from agrnet.data.labels import IGNORE_INDEX, LabelSchema
 from agrnet.diagnostics import label_at_grid
 from agrnet.metrics import ConfusionMatrix
 from agrnet.model import AGRNetOutput
@@ -162,7 +162,7 @@ def read_adjacency(
     )
 
 
-def boundary_band(label: torch.Tensor, radius: int = 0, ignore_index: int = 255) -> torch.Tensor:
+def boundary_band(label: torch.Tensor, radius: int = 0, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Pixels within ``radius`` pixels (Chebyshev distance) of a boundary between two labels (``label_edges``):
     bool, the label's shape (H x W). ``radius=0`` gives the edge pixels themselves."""
     edges = label_edges(label.detach().cpu().long(), ignore_index)
@@ -172,7 +172,9 @@ def boundary_band(label: torch.Tensor, radius: int = 0, ignore_index: int = 255)
     return grown[0, 0].bool()
 
 
-def boundary_distance(label: torch.Tensor, ignore_index: int = 255, image_border: bool = False) -> torch.Tensor:
+def boundary_distance(
+    label: torch.Tensor, ignore_index: int = IGNORE_INDEX, image_border: bool = False
+) -> torch.Tensor:
     """Each pixel's Chebyshev distance in pixels to the nearest boundary pixel (``label_edges``; with
     ``image_border`` the outermost rows and columns count as boundary too): int64 H x W; the largest possible
     distance plus one everywhere when the map has no boundary."""

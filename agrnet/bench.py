@@ -11,28 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import platform
 import resource
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from agrnet import __version__
 from agrnet.data.edges import label_edges
 from agrnet.losses import AGRNetLoss
 from agrnet.model import AGRNet, complexity
 from agrnet.model.backbone import BACKBONES
+from agrnet.paper import PAPER_INPUT_SIZE
+from agrnet.provenance import environment
 from agrnet.runtime import (
     Precision,
     PrecisionChoice,
@@ -70,7 +65,7 @@ class BenchConfig:
     """
 
     backbone: str = "resnet101"
-    size: tuple[int, int] = (473, 473)
+    size: tuple[int, int] = (PAPER_INPUT_SIZE, PAPER_INPUT_SIZE)
     batch_size: int = 8
     num_classes: int = 11
     device: str = "auto"
@@ -112,37 +107,6 @@ class BenchConfig:
 def bf16_peak_tflops(name: str) -> float | None:
     """The dense bf16 peak of a GPU named ``name`` from ``BF16_PEAK_TFLOPS``, or None when unknown."""
     return next((peak for fragment, peak in BF16_PEAK_TFLOPS if fragment in name), None)
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout this package runs from, or None outside a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    """Versions, machine, device, git commit, command line and time: what a saved benchmark result needs."""
-    return {
-        "agrnet": __version__,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        "device_name": device_description(device),
-        "git_commit": git_commit(),
-        "command": shlex.join(sys.argv),
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
 
 
 def random_batch(

@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from agrnet.data.base import ParsingDataset, Sample
-from agrnet.data.datasets import FASSEG
+from agrnet.data.datasets import MappedLabels, build_dataset
+from agrnet.data.fasseg import FASSEG
+from agrnet.data.labels import CELEBAMASK_HQ_AS_FASSEG, LAPA, LabelSchema
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
-from agrnet.data.labels import LAPA, LabelSchema
 from agrnet.data.synthetic import SyntheticFaces
+from agrnet.data.transforms import EvalTransform
 from agrnet.model import AGRNet
+from agrnet.paper import PAPER_FULL_OVER_BASELINE, PAPER_MEAN_F1
 from agrnet.predict import Predictor
 from agrnet.weights import ModelWeights, available, weights_dir
 
@@ -198,6 +201,22 @@ FASSEG_FOLDERS = ("../data/fasseg", "data/fasseg", "../../shared/data/fasseg")
 """Where a chapter looks for FASSEG when ``DATA_ROOT`` is not set, in order: where ``agrnet download fasseg`` writes
 (``data/fasseg`` of the repository, seen from ``book/``; or of the working folder, as in Colab), then this project's
 test copy (``../shared/data``, beside the repository in its CI)."""
+CELEBAMASK_FOLDERS = ("../data/celebamask-hq", "data/celebamask-hq", "../../shared/data/celebamask-hq-sean")
+"""Where a chapter looks for CelebAMask-HQ (the release layout, or a folder of ``images/`` and ``labels/``): as for
+FASSEG, ``data/celebamask-hq`` first (``data/README.md``), then this project's test samples."""
+
+
+def _find(
+    name: str, data_root: str | os.PathLike[str] | None, folders: Sequence[str], holds: Any, hint: str
+) -> tuple[Path | None, str]:
+    if data_root is not None:
+        if not holds(data_root):
+            return None, f"{name}: {str(data_root)!r} holds no {name} faces; {hint}"
+        return Path(data_root), f"{name}: {str(data_root)!r}."
+    for folder in folders:
+        if holds(folder):
+            return Path(folder), f"{name}: found at {folder}."
+    return None, f"{name}: not found (looked in {', '.join(folders)}); {hint}"
 
 
 def find_fasseg(data_root: str | os.PathLike[str] | None = None, download: bool = False) -> tuple[Path | None, str]:
@@ -207,21 +226,37 @@ def find_fasseg(data_root: str | os.PathLike[str] | None = None, download: bool 
     ``data_root`` when it holds FASSEG's test faces; else the first of ``FASSEG_FOLDERS`` that does; else, with
     ``download``, FASSEG fetched from its public repository into ``data/fasseg`` (``agrnet.download``, online);
     else None, and the sentence says how to get FASSEG."""
-    if data_root is not None:
-        if _fasseg_test(data_root) is None:
-            return None, f"FASSEG: DATA_ROOT = {str(data_root)!r} holds no FASSEG test faces; synthetic faces instead."
-        return Path(data_root), f"FASSEG: DATA_ROOT = {str(data_root)!r}."
-    for folder in FASSEG_FOLDERS:
-        if _fasseg_test(folder) is not None:
-            return Path(folder), f"FASSEG: found at {folder}."
-    if download:
+    hint = ("this chapter falls back to synthetic faces. Set DOWNLOAD_FASSEG = True in the parameters cell, or run "
+            "`agrnet download fasseg`, to use real faces.")  # fmt: skip
+    found, sentence = _find("FASSEG", data_root, FASSEG_FOLDERS, lambda root: _fasseg_test(root) is not None, hint)
+    if found is None and download and data_root is None:
         from agrnet.download import DEFAULT_DIR, download_fasseg
 
         download_fasseg(DEFAULT_DIR)
         return DEFAULT_DIR, f"FASSEG: downloaded into {DEFAULT_DIR} (research use; cite Khan et al.)."
-    looked = ", ".join(FASSEG_FOLDERS)
-    return None, (f"FASSEG: not found (looked in {looked}); this chapter falls back to synthetic faces. Set "
-                  "DOWNLOAD_FASSEG = True in the parameters cell, or run `agrnet download fasseg`, to use real faces.")
+    return found, sentence
+
+
+def find_celebamask(data_root: str | os.PathLike[str] | None = None) -> tuple[Path | None, str]:
+    """The CelebAMask-HQ folder a chapter uses (None: none) and one sentence saying which and why: ``data_root``,
+    else the first of ``CELEBAMASK_FOLDERS`` with faces in it. CelebAMask-HQ is not redistributable; its publisher
+    hands it out for non-commercial research (``data/README.md``)."""
+
+    def holds(root: str | os.PathLike[str]) -> bool:
+        try:
+            return len(build_dataset("celebamask-hq", root, "all")) > 0
+        except (OSError, ValueError):
+            return False
+
+    hint = "the cross-dataset scores are left out. `data/README.md` says where to get it and how to lay it out."
+    return _find("CelebAMask-HQ", data_root, CELEBAMASK_FOLDERS, holds, hint)
+
+
+def celebamask_as_fasseg(root: str | os.PathLike[str], size: int | None = None) -> MappedLabels:
+    """The CelebAMask-HQ faces at ``root`` with their labels read as FASSEG's classes (``CELEBAMASK_HQ_AS_FASSEG``):
+    whole images at the label's size, or resized for a model of input ``size`` (``EvalTransform``)."""
+    transform = EvalTransform(size) if size is not None else None
+    return MappedLabels(build_dataset("celebamask-hq", root, "all"), CELEBAMASK_HQ_AS_FASSEG, transform)
 
 
 def source(obj: object) -> Markdown:
@@ -231,8 +266,6 @@ def source(obj: object) -> Markdown:
     return Markdown(f"```python\n{textwrap.dedent(inspect.getsource(obj))}```")
 
 
-PAPER_FULL_OVER_BASELINE = 1.4
-"""The paper's full AGRNet minus its baseline, Table I(a) on LaPa (92.3 - 90.9 mean F1)."""
 VERDICT_WORDS = {"helps": "is above", "hurts": "is below", "cannot be told apart": "cannot be told apart from"}
 
 
@@ -249,7 +282,6 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
     the chapter that shows it) and two sentences of verdict, read from the results files in ``folder`` and the
     shipped weights' metadata; what is not in them yet is left out."""
     from agrnet.experiments import interval_text, load_results
-    from agrnet.experiments.tables import PAPER_MEAN_F1
     from agrnet.stats import verdict
 
     folder = Path(folder)

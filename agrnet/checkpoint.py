@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from agrnet import __version__
 from agrnet.data.labels import LabelSchema
 from agrnet.files import BadFileError, atomic_write
+from agrnet.version import __version__
 
 REQUIRED_KEYS = ("model", "model_config", "schema")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from agrnet.data.labels import IGNORE_INDEX
 from agrnet.model import AGRNetOutput
 
 NAMES = ("p_entropy", "p_max", "own_class", "edge_mean")
@@ -48,7 +49,7 @@ def label_at_grid(label: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
 
 
 def vertices_on_own_class(
-    vertex_index: torch.Tensor, label: torch.Tensor, grid: tuple[int, int], top_k: int, ignore_index: int = 255
+    vertex_index: torch.Tensor, label: torch.Tensor, grid: tuple[int, int], top_k: int, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
     """The share of vertices (N x V flat indices into the ``grid``, class-major with ``top_k`` per class) whose
     pixel has their class in ``label`` (N x H x W, read at the grid's cell centres, ``label_at_grid``); vertices on
@@ -60,7 +61,7 @@ def vertices_on_own_class(
 
 
 def graph_diagnostics(
-    output: AGRNetOutput, label: torch.Tensor, top_k: int, ignore_index: int = 255
+    output: AGRNetOutput, label: torch.Tensor, top_k: int, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
     """``NAMES`` of one forward pass as one float32 tensor (NaN where the model lacks the part)."""
     nan = torch.tensor(float("nan"), device=output.logits.device)

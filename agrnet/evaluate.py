@@ -20,62 +20,14 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
-from agrnet import __version__
 from agrnet.data.labels import LabelSchema
 from agrnet.data.loading import CheckedLoader
 from agrnet.distributed import all_gather_objects
 from agrnet.metrics import ConfusionMatrix
+from agrnet.paper import PAPER_INPUT_SIZE, PAPER_TABLE_II
 from agrnet.runtime import parse_device
+from agrnet.version import __version__
 
-# The AGRNet row of Table II (F1, %), each column mapped to the report entry it compares with: "f1/<class name>",
-# "group_f1/<group name>" (classes merged, see agrnet.metrics) or "mean_f1". Columns keep the paper's order and names.
-PAPER_TABLE_II: dict[str, tuple[tuple[str, str, float], ...]] = {
-    "helen": (
-        ("Skin", "f1/skin", 95.1),
-        ("Nose", "f1/nose", 95.9),
-        ("U-lip", "f1/upper lip", 83.2),
-        ("I-mouth", "f1/inner mouth", 90.0),
-        ("L-lip", "f1/lower lip", 90.9),
-        ("Eyes", "group_f1/eyes", 90.1),
-        ("Brows", "group_f1/brows", 85.0),
-        ("Mouth", "group_f1/mouth", 96.2),
-        ("Overall", "group_f1/overall", 93.2),
-    ),
-    "lapa": (
-        ("Skin", "f1/skin", 97.7),
-        ("Hair", "f1/hair", 96.5),
-        ("L-Eye", "f1/left eye", 91.6),
-        ("R-Eye", "f1/right eye", 91.1),
-        ("U-lip", "f1/upper lip", 88.5),
-        ("I-mouth", "f1/inner mouth", 90.7),
-        ("L-lip", "f1/lower lip", 90.1),
-        ("Nose", "f1/nose", 97.3),
-        ("L-Brow", "f1/left eyebrow", 89.9),
-        ("R-Brow", "f1/right eyebrow", 90.0),
-        ("Mean", "mean_f1", 92.3),
-    ),
-    "celebamask-hq": (
-        ("Face", "f1/skin", 96.5),
-        ("Nose", "f1/nose", 93.9),
-        ("Glasses", "f1/eye_g", 91.8),
-        ("L-Eye", "f1/l_eye", 88.7),
-        ("R-Eye", "f1/r_eye", 89.1),
-        ("L-Brow", "f1/l_brow", 85.5),
-        ("R-Brow", "f1/r_brow", 85.6),
-        ("L-Ear", "f1/l_ear", 88.1),
-        ("R-Ear", "f1/r_ear", 88.7),
-        ("I-Mouth", "f1/mouth", 92.0),
-        ("U-Lip", "f1/u_lip", 89.1),
-        ("L-Lip", "f1/l_lip", 91.1),
-        ("Hair", "f1/hair", 95.2),
-        ("Hat", "f1/hat", 87.2),
-        ("Earring", "f1/ear_r", 69.6),
-        ("Necklace", "f1/neck_l", 32.8),
-        ("Neck", "f1/neck", 89.9),
-        ("Cloth", "f1/cloth", 84.9),
-        ("Mean", "mean_f1", 85.5),
-    ),
-}
 TABLE_COLUMNS_PER_BLOCK = 10
 
 
@@ -289,7 +241,8 @@ def _percent(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else 100 * value
 
 
-DEFAULT_SIZE = 473
+DEFAULT_SIZE = PAPER_INPUT_SIZE
+"""The input size of a checkpoint that does not record its own: the paper's."""
 
 
 def training_config(payload: Mapping[str, Any]) -> dict[str, Any]:

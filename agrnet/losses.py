@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agrnet.data.labels import IGNORE_INDEX
+from agrnet.paper import PAPER_WEIGHTS
+
 if TYPE_CHECKING:
     from agrnet.model import AGRNetOutput
 
-IGNORE_INDEX = 255
 TERMS = ("raw", "edge", "boundary", "final", "discriminative")
 """Names of the five terms of Eq. (11), in the order of the weights lambda1 ... lambda5."""
-PAPER_WEIGHTS = (1.0, 1.0, 1.0, 0.5, 0.1)
-"""lambda1 ... lambda5 of Sec. V-B."""
 AUTHORS_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 0.5)
 """The weights of the authors' public code (``train.py``: l1 = 1 on both parsing terms, l2 = 1, l3 = 1, l4 = 0.5 on
 the anchor distance term), in the order of ``TERMS``: L_final at 1 instead of 0.5, L_dis at 0.5 instead of 0.1."""

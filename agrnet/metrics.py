@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-IGNORE_INDEX = 255
+from agrnet.data.labels import IGNORE_INDEX
 
 
 def _nanmean(values: torch.Tensor) -> float:

@@ -30,10 +30,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from agrnet.bench import environment
 from agrnet.files import write_json
 from agrnet.model import AGRNet, complexity
-from agrnet.model.flops import PAPER_TABLE_1D, format_table
+from agrnet.model.flops import format_table
+from agrnet.paper import PAPER_TABLE_1D
+from agrnet.provenance import environment
 from agrnet.runtime import parse_device, synchronize
 
 #: The top-level modules of AGRNet that the graph adds on top of the baseline.

@@ -31,9 +31,10 @@ from typing import Any
 
 import torch
 
-from agrnet.bench import BenchConfig, benchmark, environment
+from agrnet.bench import BenchConfig, benchmark
 from agrnet.files import write_json
 from agrnet.model import AGRNet, complexity
+from agrnet.provenance import environment
 from agrnet.runtime import parse_device
 
 #: 24 GB consumer cards (RTX 3090/4090) expose 24 GiB; leave room for the CUDA context, which the allocator's

@@ -1,8 +1,8 @@
 """nbval runs every notebook of the book in `make test`; this keeps what it ran, so that the HTML can be built from
-those executions instead of running every notebook a second time (`book/build.py --reuse-executed`, as CI does).
+those executions instead of running every notebook a second time (`book/tools/build.py --reuse-executed`, as CI does).
 
 After the session, each notebook whose code cells all ran and passed is written to ``_build/executed/<name>.ipynb``
-(``build.EXECUTED``) with nbval's outputs and the sha256 of the source it ran, which ``build.py`` checks before
+(``build.EXECUTED``) with nbval's outputs and the sha256 of the source it ran, which ``tools/build.py`` checks before
 reusing it.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import nbformat
 import pytest
 
-_spec = importlib.util.spec_from_file_location("book_build", Path(__file__).with_name("build.py"))
+_spec = importlib.util.spec_from_file_location("book_build", Path(__file__).parent / "tools" / "build.py")
 build = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build)
 

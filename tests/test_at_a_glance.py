@@ -42,7 +42,7 @@ def test_without_results_files_only_the_shipped_weights_are_there(tmp_path: Path
 
 
 def test_the_build_writes_it_beside_the_pages_that_include_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("book_build_glance", ROOT / "book" / "build.py")
+    spec = importlib.util.spec_from_file_location("book_build_glance", ROOT / "book" / "tools" / "build.py")
     build = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = build
     spec.loader.exec_module(build)

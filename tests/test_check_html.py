@@ -1,4 +1,4 @@
-"""book/check_html.py on small pages built here: one page per defect, each must fail, and a good page passes.
+"""book/tools/check_html.py on small pages built here: one page per defect, each must fail, and a good page passes.
 
 The browser checks run in headless Chromium (``.ci/run`` installs Debian's); without one they skip saying so.
 """
@@ -14,11 +14,18 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-sys.path.insert(0, str(REPO / "book"))
-from build import find_chromium  # noqa: E402
-from check_html import GRAPH_CHAPTERS, Chromium, check_book, check_pages, inspect_page  # noqa: E402
+sys.path.insert(0, str(REPO / "book" / "tools"))
+from check_html import (  # noqa: E402
+    GRAPH_CHAPTERS,
+    Chromium,
+    check_book,
+    check_pages,
+    find_chromium,
+    inspect_page,
+    text_problems,
+)
 
-sys.path.remove(str(REPO / "book"))
+sys.path.remove(str(REPO / "book" / "tools"))
 
 STYLE = """
 body { margin: 0; font-family: "DejaVu Sans", sans-serif; font-size: 16px; }
@@ -112,7 +119,7 @@ def build_site(root: Path, pages: dict[str, tuple[str, str, str]], good: tuple[s
 def chromium() -> str:
     path = find_chromium()
     if path is None:
-        pytest.skip("no chromium on PATH (apt-get install chromium): the browser checks of book/check_html.py")
+        pytest.skip("no chromium on PATH (apt-get install chromium): the browser checks of book/tools/check_html.py")
     return path
 
 
@@ -202,3 +209,23 @@ def test_a_chromium_that_does_not_start_is_one_problem(tmp_path):
     root = build_site(tmp_path / "html", {})
     problems = check_book(root, ["book/good"], chromium=str(tmp_path / "no-such-chromium"))
     assert len(problems) == 1 and "cannot start" in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("run directory /tmp/agrnet-training-z7d277tx/run:", "a path of the machine that built the book"),
+        ("--data-root /work/shared/data/fasseg", "a path of the machine that built the book"),
+        ("train: 100%|##########| 40/40 [00:11<00:00,  3.39it/s]", "a progress bar"),
+        ("Pending: run `agrnet experiment fasseg-authors`.", "a pending result"),
+        ("a model trained here (no checkpoint at '../.cache/book/synthetic/best.pt')", "a missing checkpoint"),
+    ],
+)
+def test_a_page_that_leaks_the_build_is_refused(tmp_path: Path, text: str, leak: str) -> None:
+    page = tmp_path / "leaky.html"
+    page.write_text(f"<html><body><p>{text}</p><script>var x = '/tmp/in-a-script';</script></body></html>")
+    assert [problem.split(":")[0] for problem in text_problems(page)] == [f"shows {leak}"]
+    clean = tmp_path / "clean.html"
+    fine = "data/fasseg, ../../shared/data/fasseg, 1/2 of the pixels, ~/.cache/agrnet"
+    clean.write_text(f"<p>{fine}</p><script>'/tmp/x'</script>")
+    assert text_problems(clean) == []

@@ -24,14 +24,8 @@ from agrnet.data import (
     label_edges,
 )
 from agrnet.data.base import DECODED, DecodeCache, read_id_map
-from agrnet.data.datasets import (
-    MappedLabels,
-    SplitUnion,
-    fasseg_person,
-    find_test_overlap,
-    pixel_digest,
-    snap_to_palette,
-)
+from agrnet.data.datasets import MappedLabels, SplitUnion
+from agrnet.data.fasseg import fasseg_person, find_test_overlap, pixel_digest, snap_to_palette
 from agrnet.data.labels import CELEBAMASK_HQ, CELEBAMASK_HQ_AS_FASSEG, CELEBAMASK_HQ_PARTS, LabelMapping
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 

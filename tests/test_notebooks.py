@@ -31,9 +31,9 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-build = _load("build")
-clean = _load("clean")
-captions = _load("captions")
+build = _load("tools/build")
+clean = _load("tools/clean")
+captions = _load("tools/captions")
 NOTEBOOKS = clean.book_notebooks()
 IDS = [str(path.relative_to(ROOT)) for path in NOTEBOOKS]
 TOC_NOTEBOOKS = build.notebooks()
@@ -57,11 +57,11 @@ def test_notebook_is_valid_and_clean(path: Path) -> None:
     assert notebook.nbformat == 4
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code":
-            assert not cell.outputs, f"{path.name} cell {index} has outputs (run python book/clean.py)"
+            assert not cell.outputs, f"{path.name} cell {index} has outputs (run python book/tools/clean.py)"
             assert cell.execution_count is None, f"{path.name} cell {index} has an execution count"
-    assert clean.clean_notebook(notebook) == notebook, f"{path.name}: metadata not clean (run python book/clean.py)"
+    assert clean.clean_notebook(notebook) == notebook, f"{path.name}: metadata not clean (run book/tools/clean.py)"
     layout = nbformat.writes(notebook) + "\n"
-    assert path.read_text(encoding="utf-8") == layout, f"{path.name}: not in nbformat's layout (run book/clean.py)"
+    assert path.read_text(encoding="utf-8") == layout, f"{path.name}: not in nbformat's layout (book/tools/clean.py)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -153,7 +153,7 @@ def test_every_figure_has_a_numbered_caption(path: Path) -> None:
         if captions.draws_figure(cell)
         for problem in captions.caption_problems(cell)
     ]
-    assert not problems, f"{path.name} (see book/captions.py): {problems}"
+    assert not problems, f"{path.name} (see book/tools/captions.py): {problems}"
 
 
 def test_figure_names_are_unique_in_the_book() -> None:

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from agrnet import __version__
+from agrnet.version import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("agrnet.cli.train", "train AGRNet (Algorithm 1); synthetic faces by default"),

@@ -8,6 +8,7 @@ import json
 
 from agrnet.model.agrnet import AGRNet
 from agrnet.model.flops import complexity, format_table
+from agrnet.paper import PAPER_INPUT_SIZE
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +17,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=11)
     parser.add_argument("--top-k", type=int, default=4)
     parser.add_argument("--channels", type=int, default=256)
-    parser.add_argument("--size", type=int, nargs=2, default=(473, 473), metavar=("H", "W"))
+    parser.add_argument("--size", type=int, nargs=2, default=(PAPER_INPUT_SIZE, PAPER_INPUT_SIZE), metavar=("H", "W"))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

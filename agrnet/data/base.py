@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from agrnet.files import BadFileError
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+"""The suffixes of the image files that a folder of images is read for (lower case; matched case-insensitively)."""
 
 
 def _sixteen_bit_to_eight(image: Image.Image, path: Path) -> Image.Image:
@@ -169,6 +172,16 @@ def check_split(split: str, splits: tuple[str, ...], dataset: str) -> str:
     if split not in splits:
         raise ValueError(f"{dataset}: unknown split {split!r}; choose one of {list(splits)}")
     return split
+
+
+def files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Files of ``folder`` whose suffix is in ``suffixes`` (case-insensitive), keyed by stem."""
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in suffixes}
+
+
+def natural_key(text: str) -> list[Any]:
+    """A sort key that orders the numbers in ``text`` by value ("2" before "10")."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 class ParsingDataset(Dataset):

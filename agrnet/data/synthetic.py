@@ -13,7 +13,9 @@ swapping sides.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -135,6 +137,39 @@ def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.nd
     return image
 
 
+_FEATURE_BOX = (-0.3, 0.3, -0.23, 0.36)
+"""The box of face coordinates (u0, u1, v0, v1) that holds the brows, eyes, nose and mouth."""
+
+
+@dataclass
+class _Head:
+    """What the drawing steps of ``render_face`` share: the face coordinates ``u``, ``v`` of every pixel, the yaw,
+    the colours and textures of skin and hair, the face's outline and shading, and the hair style (0 short, 1 long,
+    2 voluminous, 3 bald)."""
+
+    u: np.ndarray
+    v: np.ndarray
+    yaw: float
+    skin: np.ndarray
+    hair_colour: np.ndarray
+    skin_texture: np.ndarray
+    hair_field: np.ndarray
+    half_width: float
+    half_height: float
+    width_at: np.ndarray
+    face: np.ndarray
+    shading: np.ndarray
+    style: int
+
+    def crop(self, window: tuple[slice, slice]) -> _Head:
+        """This head on a window of the image (``_Canvas.crop``): every per-pixel field cut to it."""
+        return dataclasses.replace(
+            self, u=self.u[window], v=self.v[window], skin_texture=self.skin_texture[window],
+            hair_field=self.hair_field[(slice(None), *window)], width_at=self.width_at[window],
+            face=self.face[window], shading=self.shading[window],
+        )  # fmt: skip
+
+
 def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic face: image float32 3 x H x W (before blur and noise) and label uint8 H x W (LaPa ids).
 
@@ -143,15 +178,40 @@ def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.n
     and brow. The subject's left features (ids 2, 4) lie at u > 0, the image's right-hand side.
     """
     grid_x, grid_y = _grid(height, width)
-    shape = (height, width)
+    pose, yaw, u, v = _pose(rng, grid_x, grid_y)
+    canvas = _Canvas(_background(rng, grid_x, grid_y))
+    head = _head(rng, (height, width), u, v, yaw)
+    _paint_outline(rng, canvas, head)
+    # The inner features live in a window around the eyes, nose and mouth: compute them there only.
+    window = _window((height, width), pose, _FEATURE_BOX)
+    features, in_window = canvas.crop(window), head.crop(window)
+    centre_u = yaw * 0.12
+    eye_v = _paint_eyes(rng, features, in_window, centre_u)
+    nose_bottom = _paint_nose(rng, features, in_window, centre_u, eye_v)
+    _paint_mouth(rng, features, in_window, centre_u, nose_bottom)
+    _paint_hairline(rng, canvas, head)
+    _paint_occluder(rng, canvas, head, grid_x, grid_y)
+    light_angle = rng.uniform(0, 2 * math.pi)
+    light = 1.0 + rng.uniform(0.1, 0.45) * (math.cos(light_angle) * grid_x + math.sin(light_angle) * grid_y)
+    image = canvas.image * (light * rng.uniform(0.75, 1.2)) + _rgb(*rng.uniform(-0.05, 0.05, 3))
+    return image, canvas.label
+
+
+def _pose(
+    rng: np.random.Generator, grid_x: np.ndarray, grid_y: np.ndarray
+) -> tuple[tuple[float, float, float, float], float, np.ndarray, np.ndarray]:
+    """A random pose (angle, scale, x, y), a random yaw, and the face coordinates u, v of every pixel."""
     angle, scale, yaw = rng.uniform(-0.35, 0.35), rng.uniform(0.78, 1.12), rng.uniform(-0.3, 0.3)
     shift_x, shift_y = rng.uniform(-0.07, 0.07, 2).tolist()
     cos, sin = math.cos(angle), math.sin(angle)
     dx, dy = grid_x - shift_x, grid_y - shift_y
     u = (cos * dx + sin * dy) / scale
     v = (cos * dy - sin * dx) / scale
+    return (angle, scale, shift_x, shift_y), yaw, u, v
 
-    canvas = _Canvas(_background(rng, grid_x, grid_y))
+
+def _head(rng: np.random.Generator, shape: tuple[int, int], u: np.ndarray, v: np.ndarray, yaw: float) -> _Head:
+    """Random skin and hair (colours, skin texture, hair strands), face outline, shading and hair style."""
     skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] * _rgb(*rng.uniform(0.9, 1.1, 3))
     hair_colour = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] * _rgb(*rng.uniform(0.85, 1.15, 3))
     skin_texture = 1.0 + 0.06 * _smooth_noise(rng, shape, 6)
@@ -165,46 +225,54 @@ def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.n
     radius = np.minimum((u / width_at) ** 2 + (v / half_height) ** 2, 1.5)
     face = radius <= 1.0
     shading = skin_texture * (1.0 - 0.28 * radius * radius * radius)
-
     style = rng.choice(4, p=[0.4, 0.38, 0.14, 0.08])  # short, long, voluminous, bald
-    if style != 3:
+    return _Head(
+        u=u, v=v, yaw=yaw, skin=skin, hair_colour=hair_colour, skin_texture=skin_texture, hair_field=hair_field,
+        half_width=half_width, half_height=half_height, width_at=width_at, face=face, shading=shading, style=style,
+    )  # fmt: skip
+
+
+def _paint_outline(rng: np.random.Generator, canvas: _Canvas, head: _Head) -> None:
+    """The hair behind the head, the neck and shoulders (labelled background, as LaPa does) and the face."""
+    u, v, half_width, half_height = head.u, head.v, head.half_width, head.half_height
+    if head.style != 3:
         crown = rng.uniform(0.03, 0.07)
         hair_back = (u / (half_width + crown)) ** 2 + ((v + 0.03) / (half_height + crown)) ** 2 <= 1.0
-        if style == 0:
+        if head.style == 0:
             hair_back &= v < rng.uniform(-0.05, 0.08)
-        elif style == 1:
+        elif head.style == 1:
             hair_back |= (np.abs(u) < half_width + rng.uniform(0.05, 0.11)) & (v > -0.1) & (v < rng.uniform(0.3, 0.65))
         else:
             big = half_width + rng.uniform(0.1, 0.16)
             hair_back |= (u / big) ** 2 + ((v + 0.08) / (big * 1.1)) ** 2 <= 1.0
-        canvas.paint(hair_back, hair_field, HAIR)
+        canvas.paint(hair_back, head.hair_field, HAIR)
 
     neck_width = half_width * rng.uniform(0.45, 0.6)
-    canvas.paint((np.abs(u) < neck_width) & (v > 0.1), skin * (rng.uniform(0.72, 0.9) * skin_texture), BACKGROUND)
+    neck_colour = head.skin * (rng.uniform(0.72, 0.9) * head.skin_texture)
+    canvas.paint((np.abs(u) < neck_width) & (v > 0.1), neck_colour, BACKGROUND)
     shoulders = v > half_height + rng.uniform(0.08, 0.16) - 0.5 * np.maximum(np.abs(u) - neck_width, 0.0)
-    cloth = _rgb(*rng.uniform(0.0, 1.0, 3)) * (1.0 + 0.1 * _smooth_noise(rng, shape, 7))
+    cloth = _rgb(*rng.uniform(0.0, 1.0, 3)) * (1.0 + 0.1 * _smooth_noise(rng, u.shape, 7))
     canvas.paint(shoulders, cloth, BACKGROUND)
-    canvas.paint(face, skin * shading, SKIN)
+    canvas.paint(head.face, head.skin * head.shading, SKIN)
 
-    # The inner features live in a window around the eyes, nose and mouth: compute them there only.
-    window = _window(shape, (angle, scale, shift_x, shift_y), (-0.3, 0.3, -0.23, 0.36))
-    features, fu, fv = canvas.crop(window), u[window], v[window]
-    texture, face_shading = skin_texture[window], shading[window]
-    centre_u = yaw * 0.12
+
+def _paint_eyes(rng: np.random.Generator, features: _Canvas, head: _Head, centre_u: float) -> float:
+    """Both brows and eyes (the far ones narrowed by the yaw) on the features' window; returns the eyes' v."""
+    fu, fv = head.u, head.v
     eye_v, eye_gap = rng.uniform(-0.07, -0.02), rng.uniform(0.095, 0.125)
     eye_width, openness = rng.uniform(0.045, 0.06), rng.uniform(0.3, 0.5)
-    brow_colour = hair_colour * rng.uniform(0.6, 1.0) if style != 3 else skin * 0.45
+    brow_colour = head.hair_colour * rng.uniform(0.6, 1.0) if head.style != 3 else head.skin * 0.45
     brow_lift, gaze = rng.uniform(0.055, 0.08), rng.uniform(-0.3, 0.3)
     iris_colour = _IRIS_COLOURS[rng.integers(len(_IRIS_COLOURS))]
     for side, brow_id, eye_id in ((1.0, LEFT_BROW, LEFT_EYE), (-1.0, RIGHT_BROW, RIGHT_EYE)):
-        far = max(side * yaw, 0.0)
+        far = max(side * head.yaw, 0.0)
         du = (fu - centre_u - side * eye_gap * (1.0 - 0.6 * far)) / (1.0 - 1.3 * far)
         brow_half = eye_width * rng.uniform(1.2, 1.5)
         inner = np.clip(0.5 - 0.5 * side * du / brow_half, 0.0, 1.0)
         brow_centre = eye_v - brow_lift - rng.uniform(0.01, 0.025) * (1 - (du / brow_half) ** 2)
         brow_thickness = rng.uniform(0.008, 0.013) * (0.6 + 0.7 * inner)
         brow = (np.abs(du) < brow_half) & (np.abs(fv - brow_centre) < brow_thickness)
-        features.paint(brow, brow_colour * texture, brow_id)
+        features.paint(brow, brow_colour * head.skin_texture, brow_id)
 
         ev = fv - eye_v
         eye_height = eye_width * openness
@@ -212,8 +280,13 @@ def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.n
         iris = (du - gaze * eye_width) ** 2 + ev * ev < (0.75 * eye_height) ** 2
         lid = np.clip(1.0 - 3.0 * (eye_radius - 0.6), 0.35, 1.0)
         features.paint(eye_radius <= 1.0, np.where(iris, iris_colour, _SCLERA) * lid, eye_id)
+    return eye_v
 
-    nu = fu - centre_u * 1.4
+
+def _paint_nose(rng: np.random.Generator, features: _Canvas, head: _Head, centre_u: float, eye_v: float) -> float:
+    """The nose from just below the eyes, shaded, with nostrils, on the features' window; returns its bottom v."""
+    fv = head.v
+    nu = head.u - centre_u * 1.4
     nose_top, nose_bottom = eye_v + rng.uniform(0.0, 0.02), rng.uniform(0.09, 0.13)
     nose_narrow, nose_wide = rng.uniform(0.018, 0.03), rng.uniform(0.045, 0.065)
     depth = np.clip((fv - nose_top) / (nose_bottom - nose_top), 0.0, 1.0)
@@ -222,10 +295,15 @@ def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.n
     nose |= (nu / nose_wide) ** 2 + ((fv - nose_bottom) / 0.022) ** 2 <= 1.0
     nose_shade = 0.82 + 0.14 * np.cos(np.clip(nu / nose_half, -1.5, 1.5))
     nostrils = ((np.abs(nu) - nose_wide * 0.5) / (nose_wide * 0.28)) ** 2 + ((fv - nose_bottom - 0.006) / 0.009) ** 2
-    features.paint(nose, skin * (face_shading * np.where(nostrils < 1.0, 0.45, nose_shade)), NOSE)
+    features.paint(nose, head.skin * (head.shading * np.where(nostrils < 1.0, 0.45, nose_shade)), NOSE)
+    return nose_bottom
 
+
+def _paint_mouth(rng: np.random.Generator, features: _Canvas, head: _Head, centre_u: float, nose_bottom: float) -> None:
+    """Upper lip, lower lip and, where they part, the inner mouth with teeth, below the nose."""
+    fv, texture = head.v, head.skin_texture
     mouth_v = nose_bottom + rng.uniform(0.06, 0.1)
-    mu = (fu - centre_u * 1.1) / rng.uniform(0.075, 0.11)
+    mu = (head.u - centre_u * 1.1) / rng.uniform(0.075, 0.11)
     along = np.clip(1.0 - mu * mu, 0.0, None)
     within = along > 0.0
     line = mouth_v - rng.uniform(-0.015, 0.03) * mu * mu
@@ -233,30 +311,35 @@ def render_face(rng: np.random.Generator, height: int, width: int) -> tuple[np.n
     bow = 1.0 - 0.3 * np.exp(-((mu / 0.18) ** 2))
     upper_top = line - half_gap - rng.uniform(0.014, 0.024) * np.sqrt(along) * bow
     lower_bottom = line + half_gap + rng.uniform(0.018, 0.03) * np.sqrt(along)
-    lip_colour = skin * _LIP_TINT * rng.uniform(0.75, 0.95)
+    lip_colour = head.skin * _LIP_TINT * rng.uniform(0.75, 0.95)
     features.paint(within & (fv >= upper_top) & (fv < line - half_gap), lip_colour * texture, UPPER_LIP)
     features.paint(within & (fv >= line + half_gap) & (fv < lower_bottom), lip_colour * (1.08 * texture), LOWER_LIP)
     inner_mouth = within & (fv >= line - half_gap) & (fv < line + half_gap)
     teeth = fv < line - half_gap * (1.0 - 2.0 * rng.uniform(0.2, 0.45))
     features.paint(inner_mouth, np.where(teeth, _TEETH, _MOUTH_INSIDE), INNER_MOUTH)
 
-    if style != 3:
-        wave = rng.uniform(0.0, 0.02) * np.sin(u * rng.uniform(30, 70) + rng.uniform(0, 6.3))
-        hairline = -half_height * rng.uniform(0.4, 0.7) + rng.uniform(-0.15, 0.15) * u + wave
-        temples = (np.abs(u) > width_at * rng.uniform(0.82, 0.95)) & (v < rng.uniform(-0.1, 0.1))
-        canvas.paint(face & ((v < hairline) | temples), hair_field, HAIR)
 
+def _paint_hairline(rng: np.random.Generator, canvas: _Canvas, head: _Head) -> None:
+    """Hair over the forehead (a wavy hairline) and the temples, unless the head is bald."""
+    if head.style == 3:
+        return
+    u, v = head.u, head.v
+    wave = rng.uniform(0.0, 0.02) * np.sin(u * rng.uniform(30, 70) + rng.uniform(0, 6.3))
+    hairline = -head.half_height * rng.uniform(0.4, 0.7) + rng.uniform(-0.15, 0.15) * u + wave
+    temples = (np.abs(u) > head.width_at * rng.uniform(0.82, 0.95)) & (v < rng.uniform(-0.1, 0.1))
+    canvas.paint(head.face & ((v < hairline) | temples), head.hair_field, HAIR)
+
+
+def _paint_occluder(
+    rng: np.random.Generator, canvas: _Canvas, head: _Head, grid_x: np.ndarray, grid_y: np.ndarray
+) -> None:
+    """Now and then (15 %) an ellipse in front of the face, skin-coloured (a hand) or not, labelled background."""
     if rng.random() < 0.15:
         cx, cy = rng.uniform(-0.3, 0.3, 2).tolist()
         rx, ry = rng.uniform(0.05, 0.16, 2).tolist()
         occluder = ((grid_x - cx) / rx) ** 2 + ((grid_y - cy) / ry) ** 2 <= 1.0
-        colour = skin * rng.uniform(0.8, 1.1) if rng.random() < 0.5 else _rgb(*rng.uniform(0.0, 1.0, 3))
-        canvas.paint(occluder, colour * skin_texture, BACKGROUND)
-
-    light_angle = rng.uniform(0, 2 * math.pi)
-    light = 1.0 + rng.uniform(0.1, 0.45) * (math.cos(light_angle) * grid_x + math.sin(light_angle) * grid_y)
-    image = canvas.image * (light * rng.uniform(0.75, 1.2)) + _rgb(*rng.uniform(-0.05, 0.05, 3))
-    return image, canvas.label
+        colour = head.skin * rng.uniform(0.8, 1.1) if rng.random() < 0.5 else _rgb(*rng.uniform(0.0, 1.0, 3))
+        canvas.paint(occluder, colour * head.skin_texture, BACKGROUND)
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import torchvision
 
-from agrnet.bench import environment
 from agrnet.experiments.spec import EXPERIMENTS, PROTOCOL, Experiment
 from agrnet.files import write_json
+from agrnet.provenance import environment
 from agrnet.runtime import native_bf16
 from agrnet.stats import paired_difference
 

@@ -7,16 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agrnet.experiments.results import paired
+from agrnet.paper import PAPER_MEAN_F1
 from agrnet.stats import verdict
-
-PAPER_MEAN_F1: dict[str, float] = {
-    "paper-baseline": 90.9, "+adaptive projection": 91.4, "+edge": 91.6, "full": 92.3,
-    "full, no discriminative loss": 91.8, "full, no boundary-attention loss": 91.4,
-    "top-1": 91.6, "top-2": 91.9, "top-4": 92.3, "top-8": 91.1,
-}  # fmt: skip
-"""Mean F1 (%) on LaPa of the paper's Table I (a, b, c) for the variants of the paired experiments that it has:
-its baseline (row 1 of Table I(a)) is ResNet + pyramid pooling trained with cross-entropy alone, our
-"paper-baseline"; our "baseline" adds L_BA, which the paper's rows add only with the edge module."""
 
 
 def interval_text(difference: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from agrnet.model.agrnet import AGRNet
+from agrnet.paper import PAPER_INPUT_SIZE, PAPER_TABLE_1D
 
 #: The children of AGRNet, grouped into the parts the paper's Table I(d) reports.
 PARTS: dict[str, tuple[str, ...]] = {
@@ -22,22 +23,15 @@ PARTS: dict[str, tuple[str, ...]] = {
     "reprojection and decoder": ("reprojection", "decoder"),
 }
 
-#: Table I(d) of the paper (ResNet-101, 473 x 473, batch 1): GFLOPs and millions of parameters. The paper's
-#: "ResNet" row is the whole baseline network; it does not say how it counts FLOPs.
-PAPER_TABLE_1D: dict[str, tuple[float, float]] = {
-    "baseline (ResNet)": (6.652, 14.10),
-    "edge perceiving": (0.249, 0.03),
-    "graph projection": (0.471, 0.02),
-    "graph reasoning": (0.037, 0.01),
-}
-
 
 def _module_flops(counts: dict[str, dict], child: str) -> int:
     """Total FLOPs the counter attributed to the top-level child ``child`` (keys look like 'AGRNet.child')."""
     return sum(sum(ops.values()) for name, ops in counts.items() if name.split(".")[1:] == [child])
 
 
-def complexity(model: AGRNet, size: tuple[int, int] = (473, 473)) -> dict[str, dict[str, float]]:
+def complexity(
+    model: AGRNet, size: tuple[int, int] = (PAPER_INPUT_SIZE, PAPER_INPUT_SIZE)
+) -> dict[str, dict[str, float]]:
     """FLOPs (G) and parameters (M) of each part of ``model`` for one image of ``size``.
 
     Returns ``{part: {"gflops": ..., "mparams": ...}}`` for the parts of ``PARTS`` (absent parts count zero), plus

@@ -1,7 +1,7 @@
 """The book's numbered figure captions, kept in the metadata of the cell that draws each figure.
 
-    python book/captions.py                                     list every figure cell and its caption
-    python book/captions.py NOTEBOOK CELL_ID --name fig-NAME --caption TEXT    set (or change) one caption
+    python book/tools/captions.py                                     list every figure cell and its caption
+    python book/tools/captions.py NOTEBOOK CELL_ID --name fig-NAME --caption TEXT    set (or change) one caption
 
 MyST-NB reads a code cell's ``mystnb.figure`` metadata and wraps what the cell displays in a figure with that
 ``caption`` (MyST Markdown: math, ``{doc}`` links) and ``name``; with Sphinx's ``numfig`` the figure is numbered
@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 import nbformat
+from layout import BOOK
 
-BOOK = Path(__file__).resolve().parent
 #: A call that shows a figure: pyplot's show, or display() of an ``agrnet.viz`` figure or of a ``figure``.
 FIGURE_CALL = re.compile(r"\bplt\.show\(\)|\bdisplay\(\s*(\w+_figure\(|figure\s*\))")
 

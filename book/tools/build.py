@@ -1,8 +1,9 @@
 """Build the executable book: papermill runs every notebook of ``_toc.yml``, then jupyter-book renders the HTML.
 
-    python book/build.py [--params FILE] [--only NAME ...] [--reuse-executed] [--no-html] [--no-check]
+    python book/tools/build.py [--params FILE] [--only NAME ...] [--reuse-executed] [--no-html] [--no-check]
 
-1. The build tree ``_build/src`` gets ``_config.yml``, ``_toc.yml`` and everything in ``book/`` but the notebooks.
+1. The build tree ``_build/src`` gets ``_config.yml``, ``_toc.yml`` and everything in ``book/`` but the notebooks
+   and the scripts (``book/tools/``, ``book/conftest.py``).
 2. papermill executes each notebook into ``_build/src/book/`` with its working directory in ``book/`` (as in
    JupyterLab and nbval), on the ``python3`` kernel of the running environment. Parameters come from the
    notebook's own ``parameters`` cell (which adapts to the machine) unless ``--params`` overrides them. With
@@ -10,7 +11,7 @@
    outputs in ``_build/executed/``) is taken from there instead, when it was run from the same source and without
    parameters; CI builds that way, so no notebook is executed twice.
 3. ``jupyter-book build`` renders ``_build/src`` into ``_build/html`` with warnings treated as errors.
-4. ``book/check_html.py`` opens every chapter in headless Chromium when a Chromium is installed.
+4. ``book/tools/check_html.py`` opens every chapter in headless Chromium when a Chromium is installed.
 
 Any failing notebook is named and makes the build exit non-zero. ``_build/notebook-times.json`` records how long
 each notebook took. Every chapter that pictures a trained model uses the weights shipped with the package
@@ -30,52 +31,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BOOK = ROOT / "book"
-BUILD = ROOT / "_build"
+from check_html import check_book, find_chromium
+from layout import BOOK, BUILD, HTML, ROOT, TOC, TOOLS, entry_path, toc_entries
+
 SOURCE = BUILD / "src"
-HTML = BUILD / "html"
-TOC = ROOT / "_toc.yml"
 CONFIG = ROOT / "_config.yml"
 KERNEL = "python3"
 EXECUTED = BUILD / "executed"
 """Where ``book/conftest.py`` keeps the notebooks nbval ran (``--reuse-executed`` takes them from there)."""
-SUFFIXES = (".ipynb", ".md")
 AT_A_GLANCE = "at_a_glance.md"
-
-
-def toc_entries(toc: Path = TOC) -> list[str]:
-    """The documents of a Jupyter Book 1.x ``_toc.yml`` in reading order, as written there (no suffix)."""
-    import yaml
-
-    if not toc.is_file():
-        raise FileNotFoundError(f"{toc}: no table of contents")
-    data = yaml.safe_load(toc.read_text())
-    if not isinstance(data, dict) or "root" not in data:
-        raise ValueError(f"{toc}: expected a mapping with a 'root' entry")
-    entries = [str(data["root"])]
-
-    def walk(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(item)
-        elif isinstance(node, dict):
-            if "file" in node:
-                entries.append(str(node["file"]))
-            for key in ("parts", "chapters", "sections"):
-                walk(node.get(key))
-
-    walk({key: data[key] for key in ("parts", "chapters", "sections") if key in data})
-    return entries
-
-
-def entry_path(entry: str, root: Path = ROOT) -> Path:
-    """The file of a toc entry (``book/intro`` -> ``book/intro.md``); FileNotFoundError when there is none."""
-    for suffix in SUFFIXES:
-        path = root / f"{entry}{suffix}"
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"_toc.yml entry {entry!r}: no {' or '.join(entry + s for s in SUFFIXES)} in {root}")
 
 
 def notebooks(toc: Path = TOC) -> list[Path]:
@@ -98,7 +62,8 @@ def read_parameters(path: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def prepare_source_tree() -> None:
-    """Fresh ``_build/src`` with the configuration and every book file except notebooks and scripts, and
+    """Fresh ``_build/src`` with the configuration and every book file except notebooks and scripts (``*.py`` and
+    the whole ``book/tools/``), and
     ``book/at_a_glance.md``: the results table that the landing page and "Reproducing the paper" include, written
     from the committed results files (``agrnet.book.results_at_a_glance``)."""
     from agrnet.book import results_at_a_glance
@@ -107,7 +72,7 @@ def prepare_source_tree() -> None:
     SOURCE.mkdir(parents=True)
     shutil.copy2(CONFIG, SOURCE / CONFIG.name)
     shutil.copy2(TOC, SOURCE / TOC.name)
-    ignore = shutil.ignore_patterns("*.ipynb", "*.py", ".ipynb_checkpoints", "__pycache__")
+    ignore = shutil.ignore_patterns("*.ipynb", "*.py", ".ipynb_checkpoints", "__pycache__", TOOLS.name)
     shutil.copytree(BOOK, SOURCE / BOOK.name, ignore=ignore)
     (SOURCE / BOOK.name / AT_A_GLANCE).write_text(results_at_a_glance(BOOK / "results") + "\n")
 
@@ -185,15 +150,6 @@ def build_html() -> int:
     return subprocess.run(command, cwd=ROOT).returncode
 
 
-def find_chromium() -> str | None:
-    """Debian's ``chromium`` (or another Chromium build) on PATH, if any."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; the exit status is non-zero when anything failed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -233,8 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     if chromium is None:
         print("note: no chromium on PATH, skipping the headless-browser check (apt-get install chromium)")
         return 0
-    from check_html import check_book
-
     entries = toc_entries()
     with_figures = [entry for entry in entries if entry_path(entry).suffix == ".ipynb"]
     problems = check_book(HTML, entries, with_figures, chromium=chromium, screenshots=BUILD / "screenshots")

@@ -1,11 +1,11 @@
 """Strip a notebook to what is committed: no outputs, no execution counts, clean metadata.
 
-    python book/clean.py [NOTEBOOK ...]      clean these notebooks in place (default: every notebook in book/)
-    python book/clean.py --check [...]       only list the notebooks that are not clean (exit status 1 if any)
+    python book/tools/clean.py [NOTEBOOK ...]      clean these notebooks in place (default: every notebook in book/)
+    python book/tools/clean.py --check [...]       only list the notebooks that are not clean (exit status 1 if any)
 
 Notebook metadata keeps the ``python3`` kernelspec and the language name; cell metadata keeps the ``tags``
 (papermill's ``parameters`` tag, ``hide-input`` and the like) and ``mystnb`` (a figure's numbered caption, see
-``book/captions.py``), and nothing else. ``tests/test_notebooks.py`` requires every notebook of the book to be
+``book/tools/captions.py``), and nothing else. ``tests/test_notebooks.py`` requires every notebook of the book to be
 unchanged by ``clean_notebook``.
 """
 
@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import nbformat
+from layout import BOOK
 
-BOOK = Path(__file__).resolve().parent
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 NOTEBOOK_METADATA = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
 #: The cell metadata that is kept: tags, and MyST-NB's options (``mystnb.figure``: caption and name).
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(text, encoding="utf-8")
             print(f"cleaned {path}")
     if args.check and dirty:
-        print("not clean (run python book/clean.py):\n  " + "\n  ".join(map(str, dirty)), file=sys.stderr)
+        print("not clean (run python book/tools/clean.py):\n  " + "\n  ".join(map(str, dirty)), file=sys.stderr)
         return 1
     return 0
 

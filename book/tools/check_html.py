@@ -1,7 +1,7 @@
 """Check the rendered book in headless Chromium: every chapter page exists and renders, its math is typeset, its
 figures show, and no code line or table is wider than its column.
 
-    python book/check_html.py [--html _build/html] [--screenshots _build/screenshots] [--chromium PATH]
+    python book/tools/check_html.py [--html _build/html] [--screenshots _build/screenshots] [--chromium PATH]
 
 Pages come from ``_toc.yml``. Without a browser, only the files are checked: every page exists and every image it
 links is a non-empty file; a page made from a notebook and each graph chapter (``GRAPH_CHAPTERS``) must hold at
@@ -25,7 +25,9 @@ import base64
 import binascii
 import json
 import os
+import re
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from layout import BUILD, HTML, entry_path, toc_entries
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WINDOW = (1280, 2400)
@@ -99,9 +103,46 @@ def image_problem(page: Path, source: str) -> str | None:
     return None
 
 
+LEAKS = {
+    "a path of the machine that built the book": re.compile(r"(?<![\w.~])/(?:tmp|work|root|home|Users)/[\w.-]+"),
+    "a progress bar": re.compile(r"\d+it/s|\d+/\d+ \[\d+:\d+"),
+    "a pending result": re.compile(r"\bPending\b"),
+    "a missing checkpoint": re.compile(r"no checkpoint at"),
+}
+"""What a published page must not show: the output of the machine that built it instead of the book's."""
+
+
+class _Text(HTMLParser):
+    """The text of a page, without scripts and styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.skip -= tag in ("script", "style") and self.skip > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def text_problems(page: Path) -> list[str]:
+    """What of ``LEAKS`` the text of ``page`` shows, each with the first place it does."""
+    parser = _Text()
+    parser.feed(page.read_text(encoding="utf-8"))
+    text = "".join(parser.parts)
+    return [f"shows {what}: {match.group(0)!r}" for what, pattern in LEAKS.items() if (match := pattern.search(text))]
+
+
 def check_pages(html_dir: Path, entries: Sequence[str], with_figures: Sequence[str] = ()) -> list[str]:
-    """Problems with the files of the pages of ``entries`` (toc entries like ``book/intro``) in ``html_dir``;
-    the pages of ``with_figures`` and ``GRAPH_CHAPTERS`` must hold an ``<img>``."""
+    """Problems with the files of the pages of ``entries`` (toc entries like ``book/intro``) in ``html_dir``:
+    images that cannot be shown, text that leaks the build (``LEAKS``); the pages of ``with_figures`` and
+    ``GRAPH_CHAPTERS`` must hold an ``<img>``."""
     needs_figures = {*with_figures, *GRAPH_CHAPTERS}
     problems = []
     if not (html_dir / "index.html").is_file():
@@ -113,6 +154,7 @@ def check_pages(html_dir: Path, entries: Sequence[str], with_figures: Sequence[s
             continue
         sources = image_sources(page)
         problems += [f"{page}: {p}" for p in (image_problem(page, s) for s in sources) if p]
+        problems += [f"{page}: {problem}" for problem in text_problems(page)]
         if entry in needs_figures and not sources:
             problems.append(f"{page}: a chapter that must show figures holds no <img>")
     return problems
@@ -429,10 +471,17 @@ def check_book(
     return problems
 
 
+def find_chromium() -> str | None:
+    """Debian's ``chromium`` (or another Chromium build) on PATH, if any."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    from build import BUILD, HTML, entry_path, find_chromium, toc_entries
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", type=Path, default=HTML, help="the rendered book (default: _build/html)")
     parser.add_argument("--screenshots", type=Path, default=BUILD / "screenshots", help="where PNGs go")
