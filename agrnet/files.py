@@ -163,3 +163,72 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path``, atomically."""
     text = json.dumps(data, indent=2) + "\n"
     return atomic_write(path, lambda file: file.write(text.encode()))
+
+
+LOCK_NAME = ".agrnet.lock"
+"""The lock file of a run folder (``lock_folder``): it stays in the folder; the lock is on it, not its existence."""
+
+
+class FolderLockedError(OSError):
+    """Another process holds the lock of a folder (``lock_folder``); the message names the folder and the holder."""
+
+
+class FolderLock:
+    """An advisory lock (``fcntl.flock``) on the file ``LOCK_NAME`` of a folder, held by this process until
+    ``release`` or its exit, crash included (the kernel drops the lock with the file descriptor). The file holds
+    the holder as ``<pid>@<host>``. A no-op where ``fcntl`` does not exist (Windows)."""
+
+    def __init__(self, folder: Path, handle: int | None) -> None:
+        self.folder = folder
+        self._handle = handle
+
+    def release(self, _close: Callable[[int], None] = os.close) -> None:
+        """Drop the lock (idempotent)."""
+        if self._handle is not None:
+            _close(self._handle)
+            self._handle = None
+
+    __del__ = release
+
+
+def lock_folder(folder: str | os.PathLike[str], what: str = "folder") -> FolderLock:
+    """Take the lock of ``folder`` (which must exist) at once, or raise ``FolderLockedError`` naming ``what``, the
+    folder and the process that holds it (pid and host)."""
+    folder = Path(folder)
+    try:
+        import fcntl
+    except ImportError:
+        return FolderLock(folder, None)
+    path = folder / LOCK_NAME
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(handle, 256, 0).decode(errors="replace").strip()
+        os.close(handle)
+        pid, _, host = holder.partition("@")
+        named = f"pid {pid} on {host}" if pid.isdigit() and host else "another process"
+        raise FolderLockedError(
+            f"{what} {folder}: in use by {named} (lock file {path}); wait for it to end or choose another folder"
+        ) from None
+    except BaseException:
+        os.close(handle)
+        raise
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, f"{os.getpid()}@{socket.gethostname()}\n".encode(), 0)
+    return FolderLock(folder, handle)
+
+
+def remove_new_folders(path: str | os.PathLike[str]) -> Callable[[], None]:
+    """A function that removes the folders on the way to ``path`` (``path`` included) that do not exist now and
+    are empty when it is called: call it when the work that created them fails, so that it leaves nothing."""
+    missing = [p for p in (Path(path), *Path(path).parents) if not p.exists()]
+
+    def remove() -> None:
+        for folder in missing:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+
+    return remove

@@ -4,26 +4,32 @@ A ``Predictor`` holds a model and its label schema (both from a checkpoint, or f
 package: ``agrnet.weights``), resizes each image to the model's input size with ``EvalTransform``, runs the shared
 inference path of ``agrnet.evaluate`` (optionally with flip test-time augmentation) and resizes the logits back, so
 label maps always have the original size and aspect.
+
+``agrnet predict`` writes files (``agrnet.prediction_files.predict_files``): by default every input is a whole
+photo, whose faces are detected, aligned to the frame the model was trained in, parsed and pasted back
+(``agrnet.faces``; ``Predictor.parse_photo`` for one photo in Python); images that already show one face in the
+model's framing (``--aligned``) are resized whole. Large files cost little memory: a JPEG is decoded at a reduced
+scale where only the model's input size is needed (``open_reduced``), labels are resized back in bands of rows
+(``resize_labels``) and overlays blended in bands.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
-from tqdm import tqdm
 
 from agrnet.data.base import image_to_tensor, open_image
 from agrnet.data.labels import LabelSchema
-from agrnet.data.transforms import EvalTransform
+from agrnet.data.transforms import EvalTransform, check_input_size
 from agrnet.evaluate import (
     DEFAULT_SIZE,
     check_model_schema,
@@ -32,14 +38,22 @@ from agrnet.evaluate import (
     predict_logits,
     warn_on_version,
 )
+from agrnet.files import BadFileError
 from agrnet.model import AGRNetOutput
 from agrnet.model.agrnet import image_range
 from agrnet.runtime import parse_device
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+if TYPE_CHECKING:
+    from agrnet.faces import FaceDetector, FaceFrame, PhotoParsing
+
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 SINGLE_IMAGE = (Image.Image, np.ndarray, torch.Tensor, str, os.PathLike)
 """The types ``Predictor.parse`` takes as one image (anything else is a sequence of images)."""
+DEFAULT_WEIGHTS = "fasseg-resnet18"
+"""The shipped weights ``agrnet predict`` parses photos with when given neither a checkpoint nor ``--weights``."""
+EXIF_ORIENTATION = 0x0112
+BAND_PIXELS = 2**20
+"""Pixels per band where full-size labels and overlays are computed band by band (rows: this over the width)."""
 
 
 def as_image_tensor(image: ImageLike) -> torch.Tensor:
@@ -49,7 +63,7 @@ def as_image_tensor(image: ImageLike) -> torch.Tensor:
     if isinstance(image, str | os.PathLike):
         image = open_image(Path(image), "RGB")
     if isinstance(image, Image.Image):
-        return image_to_tensor(image.convert("RGB"))
+        return _check_pixels(image_to_tensor(image.convert("RGB")))
     if isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[-1] in (3, 4):
             image = image[..., :3].transpose(2, 0, 1)
@@ -80,7 +94,76 @@ def as_image_tensor(image: ImageLike) -> torch.Tensor:
         raise ValueError(f"image: expected uint8 or float values, got {tensor.dtype}")
     if tensor.ndim == 2:
         tensor = tensor.unsqueeze(0)
-    return tensor.expand(3, -1, -1).contiguous()
+    return _check_pixels(tensor.expand(3, -1, -1).contiguous())
+
+
+def _check_pixels(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` (... x H x W), or a ValueError when it has no pixels."""
+    if tensor.shape[-2] == 0 or tensor.shape[-1] == 0:
+        raise ValueError(f"image: has no pixels ({tensor.shape[-2]} x {tensor.shape[-1]})")
+    return tensor
+
+
+def open_reduced(
+    path: str | os.PathLike[str], at_least: int | tuple[int, int] | None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The RGB image in the file at ``path``, upright (EXIF orientation applied), decoded no larger than needed,
+    and the (H, W) of the whole picture. ``at_least``: the (H, W) the decoded image must reach, the length its
+    longer side must reach (the aspect kept), or None for the whole picture. A JPEG is decoded at the smallest of
+    its reduced scales (1/2, 1/4, 1/8) that does so (``Image.draft``: a fraction of the memory and time of the
+    whole picture), without further copies; other files in full (``open_image``, whose errors these are)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file is missing")
+    try:
+        opened = Image.open(path)
+    except UnidentifiedImageError as error:
+        raise BadFileError(f"{path}: not a readable image file") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise BadFileError(f"{path}: cannot decode image, the file is truncated or corrupt ({error})") from error
+    if opened.format != "JPEG":
+        opened.close()
+        image = open_image(path, "RGB")
+        return image, (image.height, image.width)
+    try:
+        turned = opened.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # shown turned by 90 degrees
+        width, height = opened.size[::-1] if turned else opened.size
+        if at_least is not None:
+            if isinstance(at_least, int):
+                scale = min(1.0, at_least / max(height, width))
+                needed = (math.ceil(width * scale), math.ceil(height * scale))
+            else:
+                needed = (at_least[1], at_least[0])
+            opened.draft("RGB", needed[::-1] if turned else needed)
+        opened.load()  # reads and closes the file
+        ImageOps.exif_transpose(opened, in_place=True)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        opened.close()
+        raise BadFileError(f"{path}: cannot decode image, the file is truncated or corrupt ({error})") from error
+    return (opened if opened.mode == "RGB" else opened.convert("RGB")), (height, width)
+
+
+def resize_labels(logits: torch.Tensor, size: tuple[int, int], rows: int | None = None) -> torch.Tensor:
+    """The label map of ``logits`` (Nc x h x w) at ``size`` (H, W): the argmax of the logits resized bilinearly
+    (as ``F.interpolate`` with ``align_corners=False``), ``rows`` output rows at a time (default: ``BAND_PIXELS``
+    pixels), so that memory holds one band of logits rather than the whole picture's. uint8 on the CPU (int64 for
+    more than 256 classes)."""
+    classes, height, width = logits.shape
+    out_height, out_width = size
+    rows = rows or max(1, BAND_PIXELS // out_width)
+    labels = torch.empty(size, dtype=torch.uint8 if classes <= 256 else torch.long)
+    logits = logits.float()
+    for start in range(0, out_height, rows):
+        stop = min(out_height, start + rows)
+        source = ((torch.arange(start, stop, dtype=torch.float64) + 0.5) * height / out_height - 0.5).clamp_(min=0)
+        low = source.floor().long().clamp_(max=height - 1)
+        high = (low + 1).clamp_(max=height - 1)
+        weight = (source - low).to(logits.device, torch.float32)[:, None]
+        low, high = low.to(logits.device), high.to(logits.device)
+        band = logits[:, low] * (1 - weight) + logits[:, high] * weight  # rows resized, Nc x band x w
+        band = F.interpolate(band[None], size=(stop - start, out_width), mode="bilinear", align_corners=False)
+        labels[start:stop] = band[0].argmax(0).cpu().to(labels.dtype)
+    return labels
 
 
 def label_image(label: torch.Tensor, schema: LabelSchema) -> Image.Image:
@@ -112,6 +195,22 @@ def overlay_image(image: ImageLike, label: torch.Tensor, schema: LabelSchema, al
     return Image.fromarray(mixed.permute(1, 2, 0).numpy(), mode="RGB")
 
 
+def overlay_in_place(
+    picture: Image.Image, label: torch.Tensor, schema: LabelSchema, alpha: float = 0.5, rows: int | None = None
+) -> Image.Image:
+    """``overlay_image`` of an RGB PIL picture, blended into the picture itself (returned) ``rows`` rows at a
+    time (default: ``BAND_PIXELS`` pixels): the same pixels without a float copy of the whole picture."""
+    if (picture.height, picture.width) != tuple(label.shape):
+        raise ValueError(f"image {(picture.height, picture.width)} and label {tuple(label.shape)} differ in size")
+    rows = rows or max(1, BAND_PIXELS // picture.width)
+    for start in range(0, picture.height, rows):
+        box = (0, start, picture.width, min(picture.height, start + rows))
+        band = torch.from_numpy(np.array(picture.crop(box))).permute(2, 0, 1).float().div_(255.0)
+        mixed = blend(band, label[box[1] : box[3]], schema, alpha).permute(1, 2, 0).numpy()
+        picture.paste(Image.fromarray(mixed, mode="RGB"), box)
+    return picture
+
+
 class Predictor:
     """Parse images with a trained AGRNet: ``Predictor.from_checkpoint(path)(image)`` -> label map H x W.
 
@@ -119,7 +218,8 @@ class Predictor:
         model: an ``AGRNet`` (or anything returning an object with ``logits``).
         schema: its label schema (class names, colours, left/right pairs for ``flip``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``.
-        size: model input size, an int or (H, W); images are resized to it and predictions back.
+        size: model input size, an int or (H, W), at least ``MIN_INPUT_SIZE`` (32); images are resized to it and
+            predictions back.
         flip: flip test-time augmentation.
         batch_size: images per forward pass.
         amp: an autocast dtype (torch.bfloat16, torch.float16) for mixed precision, or None.
@@ -141,7 +241,7 @@ class Predictor:
         self.device = parse_device(device)
         self.model = model.eval().to(self.device)
         self.schema = schema
-        self.transform = EvalTransform(size)
+        self.transform = EvalTransform(check_input_size(size, "size"))
         self.flip = flip
         self.batch_size = batch_size
         self.amp = amp
@@ -212,72 +312,15 @@ class Predictor:
         label = self.parse(image) if label is None else label
         return overlay_image(image, label, self.schema, alpha)
 
+    def parse_photo(
+        self, image: ImageLike, detector: FaceDetector | None = None, frame: FaceFrame | None = None,
+        crop_height: int = 512,
+    ) -> PhotoParsing:  # fmt: skip
+        """Parse every face of a whole photo (``agrnet.faces.parse_photo``): detect the faces, align each to
+        ``frame``, parse it and paste its parsing back; ``label`` of the result has the photo's size.
+        ``detector`` defaults to YuNet's shipped model, ``frame`` to the one of the model's schema
+        (``agrnet.faces.frame_for``): a ValueError for a schema without one (parse aligned images with ``parse``)."""
+        from agrnet.faces import FaceDetector, parse_photo, require_frame
 
-@dataclass
-class PredictionFiles:
-    """What ``predict_files`` wrote (label PNG, overlay PNG per image) and the inputs it could not read."""
-
-    written: list[tuple[Path, Path, Path]] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def find_images(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
-    """Expand files and folders (searched recursively for image suffixes) into (path, output name without suffix)
-    pairs, plus the inputs that do not exist. Output names keep the path below a folder input."""
-    found: list[tuple[Path, Path]] = []
-    missing: list[tuple[Path, str]] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            found += [(p, p.relative_to(item).with_suffix("")) for p in files]
-            if not files:
-                missing.append((item, f"folder holds no images ({', '.join(IMAGE_SUFFIXES)})"))
-        elif item.is_file():
-            found.append((item, Path(item.stem)))
-        else:
-            missing.append((item, "no such file or folder"))
-    names = [name for _, name in found]
-    duplicates = sorted({str(name) for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"inputs: several images would write the same output names {duplicates}; pass them separately")
-    return found, missing
-
-
-def _chunks(items: Sequence[tuple[Path, Path]], size: int) -> Iterator[Sequence[tuple[Path, Path]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def predict_files(
-    predictor: Predictor,
-    inputs: Iterable[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    alpha: float = 0.5,
-    progress: bool = False,
-) -> PredictionFiles:
-    """Parse image files and folders; write ``labels/<name>.png`` (paletted ids) and ``overlays/<name>.png`` under
-    ``out_dir``. Unreadable files are skipped and listed in ``failed`` with the reason."""
-    found, missing = find_images(inputs)
-    result = PredictionFiles(failed=list(missing))
-    out_dir = Path(out_dir)
-    bar = tqdm(total=len(found), desc="predict", unit="image", disable=not progress)
-    for chunk in _chunks(found, predictor.batch_size):
-        images, names = [], []
-        for path, name in chunk:
-            try:
-                images.append(open_image(path, "RGB"))
-                names.append((path, name))
-            except (RuntimeError, FileNotFoundError, ValueError) as error:
-                result.failed.append((path, str(error)))
-        if images:
-            for image, label, (path, name) in zip(images, predictor.parse(images), names, strict=True):
-                label_path = out_dir / "labels" / name.with_suffix(".png")
-                overlay_path = out_dir / "overlays" / name.with_suffix(".png")
-                label_path.parent.mkdir(parents=True, exist_ok=True)
-                overlay_path.parent.mkdir(parents=True, exist_ok=True)
-                label_image(label, predictor.schema).save(label_path)
-                predictor.overlay(image, label, alpha).save(overlay_path)
-                result.written.append((path, label_path, overlay_path))
-        bar.update(len(chunk))
-    bar.close()
-    return result
+        frame = frame or require_frame(self.schema)
+        return parse_photo(self, as_image_tensor(image), detector or FaceDetector(), frame, crop_height)

@@ -21,7 +21,8 @@ from agrnet.data.base import read_image
 from agrnet.data.labels import LAPA
 from agrnet.data.synthetic import SyntheticFaces
 from agrnet.model import AGRNet
-from agrnet.predict import Predictor, find_images
+from agrnet.predict import Predictor
+from agrnet.prediction_files import find_images
 from agrnet.runtime import AMP_DTYPES, parse_device
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "celebamask-hq-sean" / "images"

@@ -98,7 +98,7 @@ def leftovers(folder: Path) -> list[str]:
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: ")
+    assert err.startswith("agrnet download: error: ")
     return err
 
 

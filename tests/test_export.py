@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
 from tiny_model import tiny_checkpoint, tiny_model
 
+import agrnet.export
 from agrnet.cli import main
 from agrnet.data.labels import LAPA
-from agrnet.export import check_onnx, export_onnx, read_metadata
+from agrnet.export import averaging_matrix, check_onnx, export_onnx, read_metadata
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'agrnet[export]')")
 pytest.importorskip("onnx", reason="onnx is not installed (pip install 'agrnet[export]')")
@@ -57,10 +56,42 @@ def test_metadata_carries_schema_and_size(exported):
     assert metadata["model_config"] == model.config
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnxscript") is not None, reason="the dynamo exporter may handle it")
-def test_a_size_the_exporter_cannot_handle_says_which_sizes_work(tmp_path):
-    with pytest.raises(RuntimeError, match="473"):
-        export_onnx(tiny_model(LAPA), tmp_path / "odd.onnx", (64, 64), LAPA)
+@pytest.mark.parametrize(("size", "options"), [((64, 64), {}), ((50, 70), {}), ((64, 64), {"projection": "spatial"})])
+def test_sizes_whose_feature_maps_no_pyramid_bin_divides_export_too(tmp_path, size, options):
+    """At 64 px the 1/8 map is 8 x 8, which bins of 3 and 6 cells do not divide: the TorchScript exporter refused
+    adaptive pooling there before it became matrix products (issue 23)."""
+    model = tiny_model(LAPA, **options)
+    path = export_onnx(model, tmp_path / "odd.onnx", size, LAPA)
+    assert check_onnx(model, path) < 1e-3
+    assert read_metadata(path)["input_size"] == size
+
+
+def test_the_averaging_matrices_are_adaptive_average_pooling():
+    images = torch.rand(2, 3, 11, 7)
+    for bins in (1, 2, 3, 6, (4, 9)):
+        rows, columns = (bins, bins) if isinstance(bins, int) else bins
+        left, right = torch.from_numpy(averaging_matrix(11, rows)), torch.from_numpy(averaging_matrix(7, columns))
+        pooled = left @ images @ right.T
+        torch.testing.assert_close(pooled, torch.nn.functional.adaptive_avg_pool2d(images, bins))
+
+
+def test_a_failed_export_leaves_nothing(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("the exporter gave up")
+
+    monkeypatch.setattr(agrnet.export, "_torch_export", fail)
+    out = tmp_path / "new" / "folders" / "model.onnx"
+    with pytest.raises(RuntimeError, match="the exporter gave up"):
+        export_onnx(tiny_model(LAPA), out, SIZE, LAPA)
+    assert list(tmp_path.iterdir()) == [], "no file, no folder"
+
+
+def test_cli_exports_at_the_checkpoints_own_size_by_default(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt", config={"size": 64})
+    out = tmp_path / "models" / "model.onnx"
+    assert main(["export", str(checkpoint), "--out", str(out), "--check"]) == 0
+    assert "N x 3 x 64 x 64" in capsys.readouterr().out
+    assert read_metadata(out)["input_size"] == (64, 64)
 
 
 def test_cli_exports_and_checks(tmp_path, capsys):

@@ -42,6 +42,7 @@ from agrnet.data.labels import FASSEG, LAPA, LabelSchema
 from agrnet.files import atomic_write, remove_stale_temporaries
 from agrnet.predict import Predictor
 from agrnet.training import Trainer, train
+from agrnet.training.resume import resolve_run_dir
 from agrnet.weights import train_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,10 +215,37 @@ def _evaluate(*words: str):
     return lambda shared: ["evaluate", str(shared["lapa_checkpoint"]), "--device", "cpu", "--num-images", "2", *words]
 
 
-EXPORT_FAILURE = re.compile(
-    r"agrnet export: error: ONNX export at 64 x 64 failed \([^()\n]+\)\. Choose a size whose 1/8 feature map is "
-    r"divisible by 6 \(e\.g\. --size 473 473, or a multiple of 48\), or install onnxscript for torch's dynamo exporter"
-)
+TOO_SMALL = "{option}: {size} is too small for the network; the smallest valid size is 32 (32 x 32 pixels)"
+"""What ``agrnet.data.transforms.check_input_size``, shared by train, evaluate, predict and export, says."""
+
+
+def _resume_with_other_settings(tmp: Path, shared: dict[str, Path], unwritable: Path) -> tuple[list[str], str]:
+    """The finished run resumed at another size and batch size: refused, naming each setting."""
+    run = copy_run(shared["finished"], tmp / "run")
+    argv = [*train_argv(run, size=96, batch_size=4, steps=4), "--resume", "auto"]
+    return argv, (
+        f"agrnet train: checkpoint {run / 'last.pt'}: its run was trained with size=64, batch_size=2 but this run "
+        "has size=96, batch_size=4; resume with --set size=64 --set batch_size=2, or start a new run with another --out"
+    )
+
+
+def _detector_file(content: bytes | None):
+    """A case: predict a photo with a FASSEG checkpoint and a detector file that is missing (None) or holds
+    ``content``."""
+
+    def build(tmp: Path, shared: dict[str, Path], unwritable: Path) -> tuple[list[str], str | re.Pattern[str]]:
+        detector = tmp / "yunet.onnx"
+        if content is not None:
+            detector.write_bytes(content)
+        argv = ["predict", str(shared["fasseg_checkpoint"]), str(shared["fasseg"] / "V2" / "Test_RGB"), "--out",
+                str(tmp / "out"), "--device", "cpu", "--detector", str(detector)]  # fmt: skip
+        if content is None:
+            return argv, f"agrnet predict: error: {detector}: face detector model not found"
+        return argv, re.compile(
+            re.escape(f"agrnet predict: error: {detector}: not a readable YuNet ONNX model (") + r"[^\n]+\)"
+        )
+
+    return build
 
 CLI_CASES = [
     # 1. A finished run resumed with fewer steps than it has done.
@@ -286,11 +314,37 @@ CLI_CASES = [
         "checkpoint {last}: cannot be read as a torch checkpoint (truncated, corrupt, or holding objects the safe "
         "loader refuses): PytorchStreamReader failed reading zip archive: failed finding central directory",
     ), 1),
-    # 6. Misleading or noisy before.
-    Case("export: a size the exporter cannot take", lambda tmp, shared, ro: (
-        ["export", str(shared["lapa_checkpoint"]), "--out", str(tmp / "m.onnx"), "--size", "64", "64"],
-        EXPORT_FAILURE,
+    # 6. Misleading or noisy before. Sizes the network cannot take: one check for every command (issue 23).
+    Case("train: size=7", lambda tmp, shared, ro: (
+        train_argv(tmp / "run", size=7), "agrnet train: " + TOO_SMALL.format(option="size", size="7"),
+    ), 1),
+    Case("evaluate: --size 7", lambda tmp, shared, ro: (
+        _evaluate("--size", "7")(shared), "agrnet evaluate: error: " + TOO_SMALL.format(option="--size", size="7"),
     ), 2),
+    Case("predict: --size 7", lambda tmp, shared, ro: (
+        ["predict", str(shared["lapa_checkpoint"]), str(shared["fasseg"] / "V2" / "Test_RGB"), "--out", str(tmp),
+         "--size", "7", "--aligned"],
+        "agrnet predict: error: " + TOO_SMALL.format(option="--size", size="7"),
+    ), 2),
+    Case("export: --size 64 7", lambda tmp, shared, ro: (
+        ["export", str(shared["lapa_checkpoint"]), "--out", str(tmp / "m.onnx"), "--size", "64", "7"],
+        "agrnet export: error: " + TOO_SMALL.format(option="--size", size="64 x 7"),
+    ), 2),
+    # Issue 23: resuming with other settings; whole photos for a schema without a known face framing; the detector.
+    Case("train: resume with another size and batch size", _resume_with_other_settings, 1),
+    Case("predict: photos with a schema of no known face framing", lambda tmp, shared, ro: (
+        ["predict", str(shared["lapa_checkpoint"]), str(shared["fasseg"] / "V2" / "Test_RGB"), "--out", str(tmp),
+         "--device", "cpu"],
+        f"agrnet predict: error: checkpoint {shared['lapa_checkpoint']} predicts the 'lapa' schema, for which no face "
+        "framing is known, so faces in whole photos cannot be aligned for it; pass --aligned if each image already "
+        "shows one face in the model's framing",
+    ), 2),
+    Case("predict: the detector's model file is missing", _detector_file(None), 2),
+    Case("predict: the detector's model file is corrupt", _detector_file(b"not an onnx model"), 2),
+    Case("download: a missing --archive", lambda tmp, shared, ro: (
+        ["download", "fasseg", str(tmp / "fasseg"), "--archive", str(tmp / "master.zip")],
+        f"agrnet download: error: {tmp / 'master.zip'}: no such file (--archive)",
+    ), 1),
     Case("evaluate: 6-class checkpoint without --dataset", lambda tmp, shared, ro: (
         ["evaluate", str(shared["fasseg_checkpoint"]), "--device", "cpu"],
         f"agrnet evaluate: error: checkpoint {shared['fasseg_checkpoint']} predicts the 'fasseg' schema (6 classes) "
@@ -461,6 +515,8 @@ PREDICTOR_CASES = [
     ("int32 tensor", lambda: torch.zeros(3, 8, 8, dtype=torch.int32),
      "image: expected uint8 or float values, got torch.int32"),
     ("a number", lambda: 42, "image: expected a PIL image, a file path, a numpy array or a tensor, got int"),
+    ("a 0 x 0 array", lambda: np.zeros((0, 0, 3), np.uint8), "image: has no pixels (0 x 0)"),
+    ("a 5 x 0 PIL image", lambda: Image.new("RGB", (0, 5)), "image: has no pixels (5 x 0)"),
 ]  # fmt: skip
 
 
@@ -494,7 +550,7 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path, shared: dict[
     wide, narrow = sixteen_bit_pair(tmp_path / "in")
     assert torch.equal(read_image(wide), read_image(narrow))
     assert main(["predict", str(shared["lapa_checkpoint"]), str(wide), str(narrow), "--out", str(tmp_path / "out"),
-                 "--device", "cpu", "--size", "64"]) == 0  # fmt: skip
+                 "--device", "cpu", "--size", "64", "--aligned"]) == 0  # fmt: skip
     overlays = [np.asarray(Image.open(tmp_path / "out" / "overlays" / f"{n}.png")) for n in ("wide", "narrow")]
     assert np.array_equal(*overlays)
 
@@ -679,3 +735,68 @@ def test_a_checkpoint_from_before_newer_model_options_still_resumes(tmp_path: Pa
         del payload["model_config"][newer]
     save_checkpoint(run / "last.pt", payload)
     assert Trainer(tiny_config(run, resume="auto")).step == 2
+
+
+# Issue 23: one training per run folder, run names that never collide, a refused resume changes nothing ----------
+
+HOLD_LOCK = """
+import sys, time
+from agrnet.files import lock_folder
+lock = lock_folder(sys.argv[1])
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="fcntl.flock and SIGKILL are POSIX")
+def test_a_run_folder_in_use_is_refused_at_once_and_freed_when_its_holder_dies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        assert main(train_argv(run)) == 1
+        lock = run / agrnet.files.LOCK_NAME
+        expected = (
+            f"agrnet train: --out {run}: in use by pid {holder.pid} on {socket.gethostname()} (lock file {lock}); "
+            "wait for it to end or choose another folder"
+        )
+        assert capsys.readouterr().err.strip().splitlines()[-1] == expected
+        assert sorted(p.name for p in run.iterdir()) == [agrnet.files.LOCK_NAME], "nothing written"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert main(train_argv(run)) == 0, "the kernel dropped the lock of the killed holder"
+    assert (run / "last.pt").is_file()
+
+
+def test_a_training_holds_its_run_folder_from_build_to_the_end(tmp_path: Path, shared: dict[str, Path]) -> None:
+    run = copy_run(shared["finished"], tmp_path / "run")
+    with pytest.warns(UserWarning, match="rebuilt"):
+        first = Trainer(tiny_config(run, steps=3, resume="auto"))
+    in_use = rf"--out {re.escape(str(run))}: in use by pid {os.getpid()} "
+    with pytest.raises(agrnet.files.FolderLockedError, match=in_use):
+        Trainer(tiny_config(run, steps=3, resume="auto"))
+    first.run()
+    assert load_checkpoint(run / "last.pt")["step"] == 3
+    assert Trainer(tiny_config(run, steps=3, resume="auto")).step == 3, "released at the end of the run"
+
+
+def test_default_run_folders_never_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(tmp_path)
+    config.out = None
+    folders = {resolve_run_dir(config) for _ in range(50)}
+    assert len(folders) == 50, "started in the same second, each gets its own folder"
+    assert all(re.fullmatch(r"runs/\d{8}-\d{6}-[0-9a-f]{6}", str(folder)) for folder in folders)
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(tmp_path: Path, shared: dict[str, Path]) -> None:
+    run = copy_run(shared["finished"], tmp_path / "run")
+    before = {name: (run / name).read_bytes() for name in ("config.json", "log.jsonl", "last.pt")}
+    with pytest.raises(ValueError, match=r"trained with size=64 but this run has size=96"):
+        train(tiny_config(run, size=96, steps=4, resume="auto"))
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert json.loads((run / "config.json").read_text())["size"] == 64

@@ -10,7 +10,17 @@ from tiny_model import tiny_checkpoint
 
 from agrnet.cli import main
 from agrnet.data.labels import LAPA
-from agrnet.predict import Predictor, as_image_tensor, blend, find_images, label_image, predict_files
+from agrnet.predict import (
+    Predictor,
+    as_image_tensor,
+    blend,
+    label_image,
+    open_reduced,
+    overlay_image,
+    overlay_in_place,
+    resize_labels,
+)
+from agrnet.prediction_files import OUTPUT_MARKER, find_images, predict_files
 
 SIZE = 64
 
@@ -116,7 +126,7 @@ def test_find_images_refuses_clashing_output_names(tmp_path):
 def test_cli_parses_the_good_files_and_lists_the_bad_ones(checkpoint, image_folder, tmp_path, capsys):
     out = tmp_path / "cli"
     code = main(["predict", str(checkpoint), str(image_folder), "--out", str(out), "--size", str(SIZE),
-                 "--device", "cpu"])  # fmt: skip
+                 "--device", "cpu", "--aligned"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 1
     assert "broken.png" in captured.err and "parsed 2 image(s)" in captured.out
@@ -124,7 +134,8 @@ def test_cli_parses_the_good_files_and_lists_the_bad_ones(checkpoint, image_fold
 
 
 def test_cli_succeeds_on_good_files(checkpoint, image_folder, tmp_path):
-    args = ["predict", str(checkpoint), str(image_folder / "a.png"), "--out", str(tmp_path / "ok"), "--size", "32"]
+    args = ["predict", str(checkpoint), str(image_folder / "a.png"), "--out", str(tmp_path / "ok"), "--size", "32",
+            "--aligned"]
     assert main([*args, "--device", "cpu", "--flip", "--batch-size", "1"]) == 0
     assert Image.open(tmp_path / "ok" / "labels" / "a.png").size == (60, 40)
 
@@ -144,7 +155,96 @@ def test_cli_reports_an_unreadable_checkpoint(image_folder, tmp_path, capsys):
     assert "bad.pt" in capsys.readouterr().err
 
 
+def test_a_size_the_network_cannot_take_is_refused(checkpoint):
+    with pytest.raises(ValueError, match="^size: 7 is too small for the network; the smallest valid size is 32"):
+        Predictor.from_checkpoint(checkpoint, device="cpu", size=7)
+
+
 def test_a_checkpoint_from_another_version_warns(tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / "old.pt", agrnet_version="0.0.1")
     with pytest.warns(UserWarning, match="0.0.1"):
         Predictor.from_checkpoint(checkpoint, device="cpu", size=32)
+
+
+# Issue 23: what predict wrote is never parsed again, symlinks, messages, memory ----------------------------------
+
+
+def test_a_later_run_does_not_parse_what_predict_wrote(checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(photo(40, 60, 1)).save(photos / "a.png")
+    common = [str(checkpoint), str(photos), "--size", str(SIZE), "--device", "cpu", "--aligned"]
+    for out in ("parsed", "parsed", "again"):  # --out inside the input folder, the same again, then another
+        assert main(["predict", *common, "--out", str(photos / out)]) == 0
+        assert f"parsed 1 image(s) into {photos / out}" in capsys.readouterr().out
+    assert (photos / "parsed" / OUTPUT_MARKER).is_file()
+    assert sorted(p.relative_to(photos / "again").as_posix() for p in (photos / "again").rglob("*.png")) == [
+        "labels/a.png", "overlays/a.png",
+    ]  # fmt: skip
+
+
+def test_symlinked_folders_are_searched_once_and_loops_are_refused(predictor, tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "more").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    Image.fromarray(photo(40, 60, 1)).save(photos / "more" / "b.png")
+    Image.fromarray(photo(30, 30, 2)).save(tmp_path / "elsewhere" / "c.png")
+    (photos / "a-link").symlink_to(photos / "more")  # sorts first, yet the real folder names the image
+    (photos / "outside").symlink_to(tmp_path / "elsewhere")
+    (photos / "more" / "up").symlink_to(photos)  # a loop
+    (photos / "self").symlink_to(photos / "self")  # a link to itself
+    found, refused = find_images([photos])
+    assert [name.as_posix() for _, name in found] == ["more/b", "outside/c"]
+    assert refused == [
+        (photos / "more" / "up", f"symlink loop (it leads back to {photos}, a folder above it); not followed"),
+        (photos / "self", "symlink loop (it leads to itself); not followed"),
+    ]
+
+
+def test_a_bad_file_is_named_once_and_nothing_parsed_says_nothing_was_written(checkpoint, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    assert main(["predict", str(checkpoint), str(broken), "--out", str(out), "--device", "cpu", "--aligned"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "nothing was written: no image was parsed"
+    assert captured.err.strip().splitlines()[-1] == f"  {broken}: not a readable image file"
+    assert captured.err.count(str(broken)) == 1
+    assert not out.exists()
+
+
+def test_a_jpeg_is_decoded_at_the_scale_the_model_needs(tmp_path):
+    path = tmp_path / "large.jpg"
+    Image.fromarray(photo(1200, 2000, 3)).save(path)
+    image, size = open_reduced(path, (64, 96))
+    assert size == (1200, 2000) and image.size == (250, 150), "1/8 of each side"
+    image, size = open_reduced(path, 500)
+    assert size == (1200, 2000) and image.size == (500, 300), "1/4: the longer side reaches 500"
+    turned = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown turned by 90 degrees
+    Image.fromarray(photo(1200, 2000, 3)).save(turned, exif=exif)
+    image, size = open_reduced(turned, (64, 96))
+    assert size == (2000, 1200) and image.size == (150, 250)
+    png = tmp_path / "large.png"
+    Image.fromarray(photo(120, 200, 3)).save(png)
+    assert open_reduced(png, (8, 8))[0].size == (200, 120), "other formats come whole"
+
+
+def test_labels_and_overlays_come_out_the_same_band_by_band():
+    logits = torch.randn(5, 13, 17)
+    expected = torch.nn.functional.interpolate(logits[None], size=(100, 61), mode="bilinear", align_corners=False)
+    labels = resize_labels(logits, (100, 61), rows=7)
+    assert labels.dtype == torch.uint8
+    assert torch.equal(labels.long(), expected[0].argmax(0))
+    rgb = photo(100, 61, 4)
+    assert np.array_equal(np.asarray(overlay_in_place(Image.fromarray(rgb), labels, LAPA, 0.3, rows=9)),
+                          np.asarray(overlay_image(rgb, labels.long(), LAPA, 0.3)))  # fmt: skip
+
+
+def test_a_large_jpeg_gets_labels_at_its_own_size(predictor, tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(photo(700, 900, 5)).save(path)
+    result = predict_files(predictor, [path], tmp_path / "out")
+    (_, label_path, overlay_path), = result.written
+    assert Image.open(label_path).size == (900, 700) and Image.open(overlay_path).size == (900, 700)

@@ -206,7 +206,8 @@ def test_predict_with_weights(registry, monkeypatch, tmp_path):
     for name in ("a", "b"):
         Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
     out = tmp_path / "parsed"
-    assert main(["predict", "--weights", NAME, str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out),
+    assert main(["predict", "--weights", NAME, "--aligned", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                 "--out", str(out),
                  "--device", "cpu"]) == 0  # fmt: skip
     for name in ("a", "b"):
         assert Image.open(out / "labels" / f"{name}.png").size == (70, 50)

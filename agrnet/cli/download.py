@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
             any_counts=args.any_counts,
             force=args.force,
         )
-    except (DownloadError, OSError) as error:  # OSError: e.g. DIR's parent cannot be created
-        print(f"error: {error}", file=sys.stderr)
+    except DownloadError as error:
+        print(f"agrnet download: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # e.g. DIR's parent cannot be created
+        named = f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error)
+        print(f"agrnet download: error: {named}", file=sys.stderr)
         return 1
     return 0

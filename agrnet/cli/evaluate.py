@@ -22,6 +22,7 @@ from agrnet.cli.model_source import (
 )
 from agrnet.data.labels import LabelSchema
 from agrnet.data.loading import BAD_DATA
+from agrnet.data.transforms import check_input_size
 from agrnet.evaluate import (
     DEFAULT_SIZE,
     check_positive,
@@ -119,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_positive("--num-images", args.num_images)
         check_positive("--size", args.size)
+        if args.size is not None:
+            check_input_size(args.size, "--size")
         check_positive("--batch-size", args.batch_size)
         if args.workers < 0:
             raise ValueError(f"--workers: expected an integer >= 0, got {args.workers}")

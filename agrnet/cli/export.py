@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from agrnet.cli.model_source import add_model_source, load_model_source
+from agrnet.data.transforms import check_input_size
 from agrnet.evaluate import checkpoint_size
-from agrnet.export import INPUT_NAME, OPSET, OUTPUT_NAME, check_onnx, export_onnx, export_size
+from agrnet.export import INPUT_NAME, OPSET, OUTPUT_NAME, check_onnx, export_onnx
 from agrnet.files import check_writable
 from agrnet.runtime import parse_device
 
@@ -30,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
     """``agrnet export``: write the ONNX file (and check it against PyTorch with ``--check``)."""
     try:
         if args.size is not None:
-            export_size(tuple(args.size))
+            check_input_size(tuple(args.size), "--size")
         check_writable(args.out, "--out")
         device = parse_device(args.device)
         model, schema, payload = load_model_source(args, map_location=device)
-        size = tuple(args.size) if args.size else (checkpoint_size(payload),) * 2
+        size = check_input_size(tuple(args.size) if args.size else checkpoint_size(payload), "--size")
         path = export_onnx(model, args.out, size, schema, opset=args.opset)
         print(f"wrote {path} (input {INPUT_NAME}: N x 3 x {size[0]} x {size[1]} in [0, 1], output {OUTPUT_NAME})")
         if args.check:

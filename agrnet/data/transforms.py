@@ -16,12 +16,32 @@ from agrnet.data.edges import label_edges
 from agrnet.data.labels import LabelSchema
 
 GEOMETRIC_EXTRAS = ("landmarks",)
+MIN_INPUT_SIZE = 32
+"""The smallest input side the network takes: its ResNet brings an input of 32 pixels down to 8 x 8 cells at 1/4
+(where the graph's vertices are chosen), 4 x 4 at 1/8 and 2 x 2 at 1/16 (the pyramid pooling's input); below that
+the feature maps shrink to single cells and the parsing is noise."""
 
 
 def _size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     if height < 1 or width < 1:
         raise ValueError(f"size must be positive, got {size}")
+    return int(height), int(width)
+
+
+def check_input_size(size: int | tuple[int, int] | list[int], name: str = "--size") -> tuple[int, int]:
+    """``size`` (a side, or (H, W)) as (H, W) when the network can take it; else a ValueError naming ``name`` (the
+    option or setting) that gives the smallest valid size, ``MIN_INPUT_SIZE``. The one check of ``agrnet train``,
+    ``evaluate``, ``predict`` and ``export``."""
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    shown = str(size) if isinstance(size, int) else f"{height} x {width}"
+    if height < 1 or width < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {shown}")
+    if height < MIN_INPUT_SIZE or width < MIN_INPUT_SIZE:
+        raise ValueError(
+            f"{name}: {shown} is too small for the network; the smallest valid size is {MIN_INPUT_SIZE} "
+            f"({MIN_INPUT_SIZE} x {MIN_INPUT_SIZE} pixels)"
+        )
     return int(height), int(width)
 
 

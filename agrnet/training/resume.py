@@ -4,13 +4,17 @@ checkpoint fits this run, and the restore of its weights, optimizer, schedule, s
 A run resumes with ``resume`` "auto" (the run directory's ``last.pt``, when there is one) or a checkpoint path. The
 checkpoint must hold the training state (``TRAINING_STATE``), the model of this run, and a step no later than this
 run's ``steps``; a run continued with other ``steps``, ``poly_power`` or ``lr`` gets its poly schedule rebuilt from
-the checkpoint's step on. ``interrupted_message`` is what a Ctrl-C prints: the command that resumes the run.
+the checkpoint's step on. The settings that define what the steps compute (``RUN_SETTINGS``: data, augmentation,
+loss, optimizer, seed) must be the checkpoint's: a resume with another ``size``, say, is refused, naming each
+setting that differs, rather than continuing a run whose ``config.json`` no longer describes its checkpoint.
+``interrupted_message`` is what a Ctrl-C prints: the command that resumes the run.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import secrets
 import shlex
 import warnings
 from collections.abc import Mapping
@@ -31,6 +35,14 @@ from agrnet.weights import train_command
 
 TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng", "step")
 """What a checkpoint needs beyond the model to be resumed (``agrnet.checkpoint.load_checkpoint`` checks the rest)."""
+RUN_SETTINGS = (
+    "dataset", "train_split", "val_split", "num_images", "num_val_images", "size", "rotation", "scale", "flip",
+    "augment", "augment_p", "batch_size", "freeze_bn", "loss_weights", "delta", "use_boundary", "use_discriminative",
+    "optimizer", "momentum", "weight_decay", "grad_clip", "seed",
+)  # fmt: skip
+"""The ``TrainConfig`` fields a resumed run must share with its checkpoint besides the model's (``model_options``).
+The others may change on resume: ``steps``, ``lr`` and ``poly_power`` (the schedule is rebuilt), the data's folder,
+the system (device, precision, workers, threads) and the rhythm of logs, validations and checkpoints."""
 
 
 class Progress(NamedTuple):
@@ -42,12 +54,17 @@ class Progress(NamedTuple):
 
 
 def resolve_run_dir(config: TrainConfig) -> Path:
-    """The run directory: ``out``, else the folder of the ``resume`` checkpoint, else ``runs/<timestamp>``."""
+    """The run directory: ``out``, else the folder of the ``resume`` checkpoint, else a new
+    ``runs/<date>-<time>-<6 random hex digits>`` (no two runs started in the same second share it)."""
     if config.out is not None:
         return Path(config.out)
     if config.resume not in (None, "auto"):
         return Path(config.resume).parent
-    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path("runs") / f"{stamp}-{secrets.token_hex(3)}"
+    while folder.exists():
+        folder = Path("runs") / f"{stamp}-{secrets.token_hex(3)}"
+    return folder
 
 
 def resume_checkpoint(config: TrainConfig, run_dir: Path, device: torch.device) -> dict[str, Any] | None:
@@ -90,12 +107,40 @@ def check_resumable(path: Path, checkpoint: Mapping[str, Any], config: TrainConf
             f"checkpoint {path}: its model differs from this run's in {', '.join(differ)}; resume with the "
             "settings it was trained with, or start a new run instead"
         )
+    recorded_settings = checkpoint.get("config") or {}
+    changed = [
+        key
+        for key in RUN_SETTINGS
+        if key in recorded_settings and _setting(recorded_settings[key]) != _setting(getattr(config, key))
+    ]
+    if changed:
+        trained = ", ".join(f"{key}={_setting(recorded_settings[key])!r}" for key in changed)
+        this = ", ".join(f"{key}={_setting(getattr(config, key))!r}" for key in changed)
+        words = " ".join(f"--set {key}={_set_text(recorded_settings[key])}" for key in changed)
+        raise ValueError(
+            f"checkpoint {path}: its run was trained with {trained} but this run has {this}; resume with {words}, "
+            "or start a new run with another --out"
+        )
     step = int(checkpoint["step"])
     if step > config.steps:
         raise ValueError(
             f"steps: this run has {config.steps} but checkpoint {path} is at step {step} already; resume "
             f"with --set steps=N for some N >= {step}"
         )
+
+
+def _setting(value: Any) -> Any:
+    """A setting as compared on resume: sequences as tuples (a JSON round trip makes lists of them)."""
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _set_text(value: Any) -> str:
+    """``value`` as ``--set key=TEXT`` writes it (``agrnet.config.coerce_value`` reads it back)."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def restore_training_state(

@@ -25,6 +25,7 @@ from agrnet import __version__
 from agrnet.checkpoint import model_state, rng_state, save_checkpoint
 from agrnet.config import TrainConfig
 from agrnet.data.labels import LabelSchema
+from agrnet.data.transforms import check_input_size
 from agrnet.diagnostics import graph_diagnostics
 from agrnet.distributed import (
     DistributedContext,
@@ -35,7 +36,7 @@ from agrnet.distributed import (
     setup_distributed,
 )
 from agrnet.evaluate import evaluate
-from agrnet.files import check_writable, remove_stale_temporaries, write_json
+from agrnet.files import FolderLock, check_writable, lock_folder, remove_stale_temporaries, write_json
 from agrnet.runtime import PrecisionChoice
 from agrnet.training.build import (
     build_criterion,
@@ -62,14 +63,20 @@ class Trainer:
 
     Attributes useful from outside: ``model`` (the plain module, not the DDP or compiled wrapper), ``schema``,
     ``run_dir``, ``step``, ``context`` (rank, world size, device).
+
+    A run directory belongs to one training at a time: rank 0 holds its lock (``agrnet.files.lock_folder``) from
+    the build, when the folder exists then (a resume, or another run's folder), or else from the start of ``run``,
+    which creates it, to the end of ``run``; a second training into a held folder fails at once, naming the holder.
     """
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+        self.lock: FolderLock | None = None
         self.context: DistributedContext = setup_distributed(config.device)
         try:
             self._build()
         except BaseException:
+            self._release()
             cleanup_distributed(self.context)
             raise
 
@@ -86,8 +93,11 @@ class Trainer:
                 f"{self.context.world_size} processes"
             )
         self.per_rank_batch = config.batch_size // self.context.world_size
+        check_input_size(config.size, "size")
         self.run_dir = Path(broadcast_object(resolve_run_dir(config) if self.context.is_main else None))
-        check_writable(self.run_dir, "--out" if config.out is not None else "run directory", folder=True)
+        check_writable(self.run_dir, self._run_dir_name, folder=True)
+        if self.context.is_main and self.run_dir.is_dir():
+            self.lock = lock_folder(self.run_dir, self._run_dir_name)
         checkpoint = resume_checkpoint(config, self.run_dir, device)
         self.saved_step: int | None = None if checkpoint is None else int(checkpoint["step"])
 
@@ -136,6 +146,17 @@ class Trainer:
             self.network = DistributedDataParallel(self.model, device_ids=device_ids)
         if config.compile:
             self.network = torch.compile(self.network)
+
+    @property
+    def _run_dir_name(self) -> str:
+        """How messages name the run directory: by the option that chose it, if one did."""
+        return "--out" if self.config.out is not None else "run directory"
+
+    def _release(self) -> None:
+        """Drop the run directory's lock, if this process holds it."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def _datasets(self) -> tuple[Dataset, Dataset, LabelSchema]:
         """The training and validation sets of this run and their label schema (``build_datasets``)."""
@@ -241,7 +262,12 @@ class Trainer:
     def run(self) -> Path:
         """Train from ``step`` to ``steps`` (or ``stop_after``); returns the run directory."""
         config, context = self.config, self.context
-        log = self._open_run_dir() if context.is_main else RunLog(None)
+        try:
+            log = self._open_run_dir() if context.is_main else RunLog(None)
+        except BaseException:
+            self._release()
+            cleanup_distributed(context)
+            raise
         set_train_mode(self.model, config.freeze_bn)
         was_deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
         if config.threads is not None:
@@ -260,14 +286,18 @@ class Trainer:
             torch.set_num_threads(threads)
             monitor.close()
             log.close()
+            self._release()
             cleanup_distributed(context)
         return self.run_dir
 
     def _open_run_dir(self) -> RunLog:
-        """Rank 0 at the start of ``run``: create the run directory, clear what an interrupted write left there,
-        write ``config.json`` (with the precision chosen) and open the log with its "start" record."""
+        """Rank 0 at the start of ``run``: create the run directory and take its lock (unless held since the build),
+        clear what an interrupted write left there, write ``config.json`` (with the precision chosen) and open the
+        log with its "start" record."""
         context = self.context
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.lock is None:
+            self.lock = lock_folder(self.run_dir, self._run_dir_name)
         for name in ("last.pt", "best.pt", "config.json"):
             remove_stale_temporaries(self.run_dir / name)
         write_json(self.run_dir / "config.json", {**asdict(self.config), "precision": self.precision.to_dict()})

@@ -1,0 +1,59 @@
+"""The framing a face-parsing model was trained in (``FaceFrame``): where a face's five landmarks sit in its
+training crops, per label schema. ``agrnet.faces`` aligns every face of a photo to it; whatever needs to know whether
+a model can take whole photos (``agrnet predict``, the model cards) asks ``frame_for``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agrnet.data.labels import FASSEG, LabelSchema
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """The framing a model was trained in: the crop's ``aspect`` (width / height) and the 5 landmarks (x, y) as
+    fractions of the crop's width and height, in YuNet's order: the eye on the image's left, the other eye, the
+    nose tip, the mouth corner on the image's left, the other corner."""
+
+    aspect: float
+    landmarks: tuple[tuple[float, float], ...]
+
+    def size(self, height: int) -> tuple[int, int]:
+        """(height, width) in pixels of a crop ``height`` pixels tall."""
+        return height, max(1, round(self.aspect * height))
+
+    def points(self, height: int) -> np.ndarray:
+        """The landmarks in pixel coordinates of a crop ``height`` pixels tall (5 x 2)."""
+        crop_height, crop_width = self.size(height)
+        return np.asarray(self.landmarks, dtype=np.float64) * (crop_width, crop_height)
+
+
+FASSEG_FRAME = FaceFrame(
+    aspect=0.7271,
+    landmarks=((0.3331, 0.4824), (0.6809, 0.4796), (0.5184, 0.6305), (0.3583, 0.7560), (0.6563, 0.7536)),
+)
+"""FASSEG frontal02's framing, measured by ``measure_frame`` on its 20 train faces: the mean width / height of
+the images and the mean of each YuNet landmark relative to its image's width and height (spread between faces:
+2 to 5 % of the image)."""
+FRAMES: dict[str, tuple[LabelSchema, FaceFrame]] = {FASSEG.name: (FASSEG, FASSEG_FRAME)}
+"""The frame of each label schema whose training faces have a known framing, by schema name."""
+
+
+def frame_for(schema: LabelSchema) -> FaceFrame | None:
+    """The frame models of ``schema`` were trained in, or None when no frame is known for it."""
+    known, frame = FRAMES.get(schema.name, (None, None))
+    return frame if known is not None and known.classes == schema.classes else None
+
+
+def require_frame(schema: LabelSchema) -> FaceFrame:
+    """``frame_for(schema)``, or a ValueError saying that whole photos cannot be aligned for this schema."""
+    frame = frame_for(schema)
+    if frame is None:
+        raise ValueError(
+            f"schema {schema.name!r}: no face framing is known for its models, so faces in whole photos cannot be "
+            "aligned for them; give images that show one face each in the model's framing (Predictor.parse, "
+            "agrnet predict --aligned)"
+        )
+    return frame
