@@ -46,7 +46,7 @@ def test_find_fasseg_prefers_the_download_folder_and_names_what_it_did(
     assert find_fasseg() == (None, find_fasseg()[1]) and "DOWNLOAD_FASSEG = True" in find_fasseg()[1]
     shutil.copytree(shared_data / "fasseg", tmp_path / "data" / "fasseg")
     assert find_fasseg() == (Path("data/fasseg"), "FASSEG: found at data/fasseg.")
-    assert find_fasseg("elsewhere")[0] is None and "holds no FASSEG test faces" in find_fasseg("elsewhere")[1]
+    assert find_fasseg("elsewhere")[0] is None and "holds no FASSEG faces" in find_fasseg("elsewhere")[1]
     assert FASSEG_FOLDERS[0] == "../data/fasseg", "from book/, the repository's data/fasseg comes first"
 
 

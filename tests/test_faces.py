@@ -354,3 +354,22 @@ def test_aligned_only_options_are_refused_with_aligned(tmp_path: Path, capsys: p
     assert capsys.readouterr().err.strip() == (
         "agrnet predict: error: --crops: applies to whole photos, not to --aligned images"
     )
+
+
+def test_the_photo_figure_shows_the_detections_the_crop_and_the_pasted_parsing() -> None:
+    from agrnet.faces import PhotoParsing
+    from agrnet.viz import figure_problems, photo_parsing_figure
+
+    photo = torch.rand(3, 60, 40)
+    label = torch.zeros(60, 40, dtype=torch.long)
+    label[20:40, 10:30] = 3
+    face = Face(box=(10.0, 20.0, 20.0, 20.0), landmarks=np.full((5, 2), 25.0), score=0.9)
+    parsing = PhotoParsing(label, [face], [torch.rand(3, 32, 24)], [torch.ones(32, 24, dtype=torch.long)], [])
+    figure = photo_parsing_figure(photo, parsing, FASSEG_SCHEMA)
+    axes = [ax for ax in figure.axes if ax.images]
+    assert len(axes) == 3 and [ax.get_title() for ax in axes][1:] == ["aligned crop, parsed", "pasted back"]
+    assert len(axes[0].patches) == 1 and axes[0].get_title() == "1 face(s) detected"
+    assert [text.get_text() for text in figure.legends[0].texts] == ["background", "skin", "eyes"]
+    assert figure_problems(figure) == []
+    no_face = photo_parsing_figure(photo, PhotoParsing(torch.zeros(60, 40, dtype=torch.long), []), FASSEG_SCHEMA)
+    assert len([ax for ax in no_face.axes if ax.images]) == 2, "no crop to show"

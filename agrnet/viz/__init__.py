@@ -34,6 +34,7 @@ from agrnet.viz.graph import (
     vertices_figure,
 )
 from agrnet.viz.parsing import overlay_figure, overlays_figure, predictions_figure, raw_and_final_figure, wrong_pixels
+from agrnet.viz.photos import photo_parsing_figure
 from agrnet.viz.results import (
     CURVE_PANELS,
     LOG_META_KEYS,
@@ -77,6 +78,7 @@ __all__ = [
     "legend_handles",
     "overlay_figure",
     "overlays_figure",
+    "photo_parsing_figure",
     "paired_figure",
     "pixel_projection_figure",
     "predictions_figure",
