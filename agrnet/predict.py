@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 SINGLE_IMAGE = (Image.Image, np.ndarray, torch.Tensor, str, os.PathLike)
 """The types ``Predictor.parse`` takes as one image (anything else is a sequence of images)."""
-DEFAULT_WEIGHTS = "fasseg-resnet18"
-"""The shipped weights ``agrnet predict`` parses photos with when given neither a checkpoint nor ``--weights``."""
+DEFAULT_WEIGHTS = "fasseg-photo-resnet18"
+"""The shipped weights ``agrnet predict`` parses photos with when given neither a checkpoint nor ``--weights``: the
+FASSEG model trained with the appearance augmentation (``agrnet experiment fasseg-photo``), kept because it does not
+score lower on FASSEG's ``val`` split and it is what the augmentation is for."""
 EXIF_ORIENTATION = 0x0112
 BAND_PIXELS = 2**20
 """Pixels per band where full-size labels and overlays are computed band by band (rows: this over the width)."""

@@ -265,12 +265,6 @@ def test_predict_parses_the_face_of_a_whole_photo_with_the_default_weights(parse
     assert (crop_label.mode, crop_label.size) == ("P", (crop_width, crop_height))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fasseg-resnet18 (FASSEG's 202 studio faces, no appearance augmentation) finds skin and hair in this "
-    "portrait but no eye, nose or mouth pixel, even on the aligned crop alone; a model that does turns this into an "
-    "XPASS: then drop this mark",
-)
 def test_the_default_weights_find_eyes_nose_and_mouth_inside_the_face_box(parsed_portrait: tuple[Path, str]) -> None:
     out, _ = parsed_portrait
     label = np.asarray(Image.open(out / "labels" / "grace_hopper.png"))

@@ -289,7 +289,7 @@ def export_weights(
         training_data=training_data or f"{config['dataset']} ({config['train_split']} split)",
         terms=terms,
         terms_url=terms_url,
-        train_config=json.loads(json.dumps(config)),
+        train_config=json.loads(json.dumps({k: v for k, v in config.items() if k not in UNRECORDED_FIELDS})),
         step=int(payload.get("step", 0)),
         agrnet_version=str(payload.get("agrnet_version")),
         fp16_max_abs_logit_diff=difference,
