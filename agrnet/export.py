@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from agrnet import __version__
 from agrnet.data.labels import LabelSchema
 from agrnet.data.transforms import check_input_size
 from agrnet.files import atomic_write, remove_new_folders
+from agrnet.version import __version__
 
 OPSET = 17
 INPUT_NAME = "images"

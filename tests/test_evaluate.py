@@ -204,3 +204,31 @@ def test_cli_rejects_a_wrong_device(tmp_path, capsys, device):
 def test_cli_reports_a_missing_checkpoint(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing.pt"), "--device", "cpu"]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_celebamask_hq_is_scored_as_fasseg_resized_or_through_the_photo_pipeline(shared_data, tmp_path, capsys):
+    """A FASSEG model on CelebAMask-HQ faces: labels read through CELEBAMASK_HQ_AS_FASSEG, each image resized whole
+    (as `evaluate` scores) or through the photo pipeline (as `agrnet.faces.score_photos` scores)."""
+    from agrnet.book import celebamask_as_fasseg
+    from agrnet.faces import FaceDetector, score_photos
+    from agrnet.predict import Predictor
+
+    root = shared_data / "celebamask-hq-sean"
+    predictor = Predictor.from_weights("fasseg-photo-resnet18", device="cpu")
+    expected = {
+        "resize": evaluate(predictor.model, celebamask_as_fasseg(root, 256), predictor.schema, device="cpu"),
+        "photo": score_photos(predictor, celebamask_as_fasseg(root), FaceDetector()),
+    }
+    for pipeline, flags in (("resize", []), ("photo", ["--photos"])):
+        out = tmp_path / f"{pipeline}.json"
+        argv = ["evaluate", "--weights", "fasseg-photo-resnet18", "--dataset", "celebamask-hq", "--data-root",
+                str(root), "--split", "all", "--device", "cpu", "--out", str(out), *flags]  # fmt: skip
+        assert main(argv) == 0
+        report = json.loads(out.read_text())
+        assert (report["labels_read_as"], report["pipeline"], report["num_images"]) == ("fasseg", pipeline, 10)
+        assert report["mean_f1"] == pytest.approx(expected[pipeline]["mean_f1"], abs=1e-9)
+        assert report["command"].endswith("--photos") == (pipeline == "photo")
+    capsys.readouterr()
+    assert main(["evaluate", "--weights", "synthetic-resnet18", "--dataset", "celebamask-hq", "--data-root",
+                 str(root), "--split", "all", "--device", "cpu"]) == 2  # fmt: skip
+    assert "schema" in capsys.readouterr().err, "no mapping from CelebAMask-HQ to LaPa: refused"

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from agrnet import __version__
 from agrnet.cli.model_source import (
     MissingModelError,
     add_model_source,
@@ -20,7 +21,8 @@ from agrnet.cli.model_source import (
     model_source_record,
     model_source_words,
 )
-from agrnet.data.labels import LabelSchema
+from agrnet.data.datasets import MappedLabels
+from agrnet.data.labels import LabelSchema, label_mapping
 from agrnet.data.loading import BAD_DATA
 from agrnet.data.transforms import check_input_size
 from agrnet.evaluate import (
@@ -34,6 +36,7 @@ from agrnet.evaluate import (
 )
 from agrnet.files import check_writable, write_json
 from agrnet.runtime import AMP_DTYPES, parse_device
+from agrnet.version import __version__
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +50,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="score only the first N images (synthetic: how many to draw; default: the checkpoint's validation set)",
     )  # fmt: skip
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument(
+        "--photos", action="store_true",
+        help="score whole images through the photo pipeline (faces detected, aligned, parsed, pasted back), as "
+        "`agrnet predict` parses photos; the default resizes each image whole",
+    )  # fmt: skip
     parser.add_argument(
         "--size", type=int, default=None, help=f"model input size (default: the checkpoint's, else {DEFAULT_SIZE})"
     )
@@ -63,9 +71,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def build_eval_dataset(
-    dataset: str, root: Path | None, split: str, num_images: int | None, payload: Mapping[str, Any], size: int
-) -> tuple[Dataset, LabelSchema]:
-    """The split to score (resized for the model by ``EvalTransform(size)``) and its label schema.
+    dataset: str, root: Path | None, split: str, num_images: int | None, payload: Mapping[str, Any], size: int,
+    model_schema: LabelSchema, photos: bool = False,
+) -> tuple[Dataset, LabelSchema]:  # fmt: skip
+    """The split to score and its label schema: images resized for the model by ``EvalTransform(size)``, or whole
+    with ``photos`` (the photo pipeline finds and frames the faces itself). Labels of another schema than the
+    model's are read through the mapping ``agrnet.data.labels.label_mapping`` has for the two (CelebAMask-HQ as
+    FASSEG: the components both label), when there is one.
 
     Synthetic faces are drawn as the checkpoint's training drew its validation faces (image size, seed, count).
     """
@@ -77,7 +89,11 @@ def build_eval_dataset(
     if dataset == "synthetic":
         count = num_images or config.get("num_val_images") or 100
         extra = {"num_images": count, "size": int(config.get("size") or size), "seed": int(config.get("seed") or 0)}
-    data = build_dataset(dataset, root, split, transform=EvalTransform(size), **extra)
+    transform = None if photos else EvalTransform(size)
+    data = build_dataset(dataset, root, split, transform=transform, **extra)
+    mapping = label_mapping(data.schema, model_schema)
+    if mapping is not None:
+        data = MappedLabels(data, mapping, transform)
     if num_images is not None and len(data) > num_images:
         return Subset(data, range(num_images)), data.schema
     return data, data.schema
@@ -109,8 +125,25 @@ def _command(args: argparse.Namespace, size: int) -> str:
     words += ["--num-images", str(args.num_images)] if args.num_images is not None else []
     words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
     words += ["--flip"] if args.flip else []
+    words += ["--photos"] if args.photos else []
     words += ["--skip-bad"] if args.skip_bad else []
     return shlex.join(words)
+
+
+def score_whole_photos(
+    model: nn.Module, schema: LabelSchema, dataset: Dataset, device: torch.device, size: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """``--photos``: the split scored through the photo pipeline (``agrnet.faces.score_photos``), in the report's
+    usual form; the faces found in each image and the images without one are in it too."""
+    from agrnet.faces import FaceDetector, score_photos
+    from agrnet.framing import require_frame
+    from agrnet.predict import Predictor
+
+    if args.skip_bad:
+        raise ValueError("--skip-bad: not available with --photos")
+    predictor = Predictor(model, schema, device=device, size=size, flip=args.flip, amp=AMP_DTYPES[args.amp])
+    report = score_photos(predictor, dataset, FaceDetector(), require_frame(schema))
+    return {**report, "flip": args.flip, "skipped": []}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         model, schema, payload = load_model_source(args, map_location=device)
         size = args.size or checkpoint_size(payload)
         dataset, data_schema = build_eval_dataset(args.dataset, args.data_root, args.split, args.num_images, payload,
-                                                  size)  # fmt: skip
+                                                  size, schema, args.photos)  # fmt: skip
         source = f"weights {args.weights}" if args.weights is not None else f"checkpoint {args.checkpoint}"
         check_model_dataset(source, schema, data_schema, payload, chosen)
     except MissingModelError:
@@ -146,10 +179,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"agrnet evaluate: error: {error}", file=sys.stderr)
         return 2
     try:
-        report = evaluate(
-            model, dataset, schema, device, flip=args.flip, batch_size=args.batch_size, num_workers=args.workers,
-            amp=AMP_DTYPES[args.amp], progress=True, skip_bad=args.skip_bad,
-        )  # fmt: skip
+        if args.photos:
+            report = score_whole_photos(model, schema, dataset, device, size, args)
+        else:
+            report = evaluate(
+                model, dataset, schema, device, flip=args.flip, batch_size=args.batch_size, num_workers=args.workers,
+                amp=AMP_DTYPES[args.amp], progress=True, skip_bad=args.skip_bad,
+            )  # fmt: skip
     except BAD_DATA as error:
         hint = "" if args.skip_bad else "; pass --skip-bad to score the other images and list the bad ones"
         print(f"agrnet evaluate: error: {error}{hint}", file=sys.stderr)
@@ -167,9 +203,11 @@ def run(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "split": args.split,
         "size": size,
+        **({"labels_read_as": schema.name} if isinstance(dataset, MappedLabels) else {}),
+        "pipeline": "photo" if args.photos else "resize",
         **report,
     }
-    print(format_table(report, schema))
+    print(format_table(report, schema, report.get("labels_read_as", args.dataset)))
     if args.out is not None:
         try:
             write_json(args.out, report)

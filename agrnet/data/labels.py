@@ -356,6 +356,17 @@ earring, necklace and background are background; eyeglasses are left out of the 
 class and what lies under them is unknown."""
 
 
+LABEL_MAPPINGS: dict[tuple[str, str], LabelMapping] = {("celebamask-hq", "fasseg"): CELEBAMASK_HQ_AS_FASSEG}
+"""The mappings a dataset's labels can be scored through for a model of another schema: (dataset's schema,
+model's schema) -> mapping."""
+
+
+def label_mapping(source: LabelSchema, target: LabelSchema) -> LabelMapping | None:
+    """The mapping of ``LABEL_MAPPINGS`` that reads ``source`` labels as ``target`` classes, or None."""
+    mapping = LABEL_MAPPINGS.get((source.name, target.name))
+    return mapping if mapping is not None and (mapping.source, mapping.target) == (source, target) else None
+
+
 def get_schema(name: str) -> LabelSchema:
     """The schema called ``name`` (case-insensitive; "synthetic" gives LaPa, the synthetic faces' schema)."""
     key = name.lower().replace("_", "-")

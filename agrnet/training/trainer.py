@@ -21,7 +21,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from agrnet import __version__
 from agrnet.checkpoint import model_state, rng_state, save_checkpoint
 from agrnet.config import TrainConfig
 from agrnet.data.labels import LabelSchema
@@ -51,6 +50,7 @@ from agrnet.training.build import (
 from agrnet.training.monitor import StepMonitor
 from agrnet.training.resume import interrupted_message, resolve_run_dir, restore_training_state, resume_checkpoint
 from agrnet.training.runlog import RunLog
+from agrnet.version import __version__
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -78,11 +78,12 @@ def train_command(config: Mapping[str, Any]) -> str:
 def metrics_summary(report: Mapping[str, Any], dataset: str, split: str) -> dict[str, Any]:
     """The scores of an evaluation report (``agrnet evaluate --out`` or a checkpoint's validation) and what they
     were measured on."""
-    keys = ("mean_f1", "miou", "pixel_accuracy", "mean_accuracy", "f1", "group_f1", "command")
+    keys = ("mean_f1", "miou", "pixel_accuracy", "mean_accuracy", "f1", "group_f1", "num_images", "pipeline",
+            "labels_read_as", "command")  # fmt: skip
     return {"dataset": dataset, "split": split, **{key: report[key] for key in keys if key in report}}
 
 
-PORTABLE_ROOTS = {"fasseg": "data/fasseg"}
+PORTABLE_ROOTS = {"fasseg": "data/fasseg", "celebamask-hq": "data/celebamask-hq"}
 """Data roots a model card names, by dataset: where ``agrnet download`` puts the dataset."""
 EVALUATE_DEFAULTS = {"--batch-size": "1", "--amp": "none", "--device": "auto"}
 """Options of ``agrnet evaluate`` that a card's command leaves out when they hold their default."""
@@ -101,7 +102,7 @@ def evaluation_command(name: str, command: str) -> str:
     for word in rest:
         if not word.startswith("--"):
             continue  # the checkpoint, replaced by --weights
-        value = None if word in ("--flip", "--skip-bad") else next(rest, "")
+        value = None if word in ("--flip", "--skip-bad", "--photos") else next(rest, "")
         if word in ("--weights", "--out") or (word in EVALUATE_DEFAULTS and EVALUATE_DEFAULTS[word] == value):
             continue
         if word == "--data-root":
@@ -125,10 +126,19 @@ def _percent_cell(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def score_place(score: Mapping[str, Any]) -> str:
+    """Where a score was measured, in words: dataset and split, and when recorded the images, labels read as another
+    schema's and the photo pipeline (e.g. ``celebamask-hq all, 10 images, labels as fasseg, photo pipeline``)."""
+    details = [f"{score['num_images']} images"] if "num_images" in score else []
+    details += [f"labels as {score['labels_read_as']}"] if "labels_read_as" in score else []
+    details += ["photo pipeline"] if score.get("pipeline") == "photo" else []
+    return ", ".join([f"{score.get('dataset')} {score.get('split')}", *details])
+
+
 def scores_table(entry: ModelWeights) -> list[str]:
     """The card's table of every score of ``entry``: where it was measured, mean F1, mIoU, pixel accuracy."""
     rows = [
-        f"| {score.get('dataset')} {score.get('split')} | {_percent_cell(score.get('mean_f1'))} | "
+        f"| {score_place(score)} | {_percent_cell(score.get('mean_f1'))} | "
         f"{_percent_cell(score.get('miou'))} | {_percent_cell(score.get('pixel_accuracy'))} |"
         for score in entry.scores()
     ]
