@@ -17,7 +17,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.optim.swa_utils import update_bn
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from agrnet.data.labels import LabelSchema
@@ -267,3 +268,21 @@ def check_positive(option: str, value: int | None) -> None:
     """Raise ValueError naming ``option`` when ``value`` is given (not None) and below 1."""
     if value is not None and value < 1:
         raise ValueError(f"{option}: expected a positive integer, got {value}")
+
+
+def stack_images(samples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+    """A batch of the samples' ``image`` tensors (all of one size, e.g. from ``EvalTransform``)."""
+    return torch.stack([sample["image"] for sample in samples])
+
+
+def reestimate_batchnorm(
+    model: nn.Module, dataset: Dataset, device: str | torch.device | None = None, batch_size: int = 8
+) -> nn.Module:
+    """BatchNorm's running statistics recomputed over one pass of ``dataset``'s images (the training images, resized
+    for the model), the weights unchanged: each statistic becomes the mean over the batches of the batch statistic
+    (``torch.optim.swa_utils.update_bn``, momentum None). Training keeps running averages that lag weights which
+    move fast, as at a high learning rate; a model scored in eval mode uses them. Returns the model, in eval mode."""
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=stack_images)
+    update_bn(loader, model, device=torch.device(device) if device is not None else None)
+    return model.eval()
+

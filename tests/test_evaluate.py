@@ -11,6 +11,7 @@ from torch import nn
 
 from agrnet.cli import main
 from agrnet.data.labels import CELEBAMASK_HQ, FASSEG, HELEN, LAPA
+from agrnet.data.synthetic import SyntheticFaces
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import PAPER_TABLE_II, evaluate, flip_logits, format_table, parse_device, predict_logits
 from agrnet.model import AGRNetOutput
@@ -232,3 +233,29 @@ def test_celebamask_hq_is_scored_as_fasseg_resized_or_through_the_photo_pipeline
     assert main(["evaluate", "--weights", "synthetic-resnet18", "--dataset", "celebamask-hq", "--data-root",
                  str(root), "--split", "all", "--device", "cpu"]) == 2  # fmt: skip
     assert "schema" in capsys.readouterr().err, "no mapping from CelebAMask-HQ to LaPa: refused"
+
+
+def test_batchnorm_statistics_are_recomputed_as_the_mean_of_the_batch_statistics(tmp_path, capsys):
+    from agrnet.data.transforms import EvalTransform
+    from agrnet.evaluate import reestimate_batchnorm
+
+    faces = SyntheticFaces(8, size=64, split="train", transform=EvalTransform(64))
+    model = tiny_model()
+    first = model.backbone.stem[1]
+    seen = []
+    hook = first.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].mean((0, 2, 3))))
+    with torch.no_grad():
+        model.train()
+        for start in (0, 4):
+            model(torch.stack([faces[i]["image"] for i in range(start, start + 4)]))
+    hook.remove()
+    first.running_mean.fill_(7.0)
+    reestimate_batchnorm(model, faces, "cpu", batch_size=4)
+    assert not model.training and first.momentum == 0.1, "eval mode, momentum restored"
+    assert torch.allclose(first.running_mean, torch.stack(seen).mean(0), atol=1e-5)
+    checkpoint = tiny_checkpoint(tmp_path / "last.pt", LAPA, config={"size": 64, "seed": 0, "num_val_images": 2})
+    out = tmp_path / "report.json"
+    argv = ["evaluate", str(checkpoint), "--num-images", "2", "--device", "cpu", "--out", str(out)]
+    assert main([*argv, "--recompute-bn", "train"]) == 0
+    report = json.loads(out.read_text())
+    assert report["batchnorm_recomputed_on"] == "train" and report["command"].endswith("--recompute-bn train")

@@ -32,6 +32,7 @@ from agrnet.evaluate import (
     checkpoint_size,
     evaluate,
     format_table,
+    reestimate_batchnorm,
     training_config,
 )
 from agrnet.files import check_writable, write_json
@@ -50,6 +51,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="score only the first N images (synthetic: how many to draw; default: the checkpoint's validation set)",
     )  # fmt: skip
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument(
+        "--recompute-bn", default=None, metavar="SPLIT",
+        help="recompute BatchNorm's running statistics over this split of the dataset (e.g. the training split) "
+        "before scoring; the weights stay as trained",
+    )  # fmt: skip
     parser.add_argument(
         "--photos", action="store_true",
         help="score whole images through the photo pipeline (faces detected, aligned, parsed, pasted back), as "
@@ -126,6 +132,7 @@ def _command(args: argparse.Namespace, size: int) -> str:
     words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
     words += ["--flip"] if args.flip else []
     words += ["--photos"] if args.photos else []
+    words += ["--recompute-bn", args.recompute_bn] if args.recompute_bn is not None else []
     words += ["--skip-bad"] if args.skip_bad else []
     return shlex.join(words)
 
@@ -167,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
                                                   size, schema, args.photos)  # fmt: skip
         source = f"weights {args.weights}" if args.weights is not None else f"checkpoint {args.checkpoint}"
         check_model_dataset(source, schema, data_schema, payload, chosen)
+        if args.recompute_bn is not None:
+            statistics, _ = build_eval_dataset(args.dataset, args.data_root, args.recompute_bn, None, payload, size,
+                                               schema)  # fmt: skip
+            reestimate_batchnorm(model, statistics, device, max(args.batch_size, 8))
     except MissingModelError:
         print(
             "agrnet evaluate: error: a checkpoint or --weights NAME is needed. Score shipped weights (`agrnet weights "
@@ -205,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         "size": size,
         **({"labels_read_as": schema.name} if isinstance(dataset, MappedLabels) else {}),
         "pipeline": "photo" if args.photos else "resize",
+        "batchnorm_recomputed_on": args.recompute_bn,
         **report,
     }
     print(format_table(report, schema, report.get("labels_read_as", args.dataset)))
