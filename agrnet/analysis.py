@@ -47,8 +47,15 @@ def vertex_positions(
     """(x, y) in the pixels of an image of ``image_size`` (H, W) of each vertex: the centre of its cell of the
     H1 x W1 map that ``vertex_index`` indexes, V values each, class-major like ``vertex_index``."""
     flat = output_item(output.vertex_index, index, "vertex_index").long()
-    height, width = image_size
-    rows_1, cols_1 = feature_size(output, (height, width))
+    return cell_centres(flat, feature_size(output, image_size), image_size)
+
+
+def cell_centres(
+    flat: torch.Tensor, grid: tuple[int, int], image_size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) in the continuous pixel coordinates of an image of ``image_size`` (H, W) of the centres of the cells
+    ``flat`` (row-major indices) of an H1 x W1 ``grid`` laid over it."""
+    (rows_1, cols_1), (height, width) = grid, image_size
     y = ((flat // cols_1).float() + 0.5) * height / rows_1
     x = ((flat % cols_1).float() + 0.5) * width / cols_1
     return x, y

@@ -26,6 +26,7 @@ import torch
 
 from agrnet.data.labels import IGNORE_INDEX
 from agrnet.model import AGRNetOutput
+from agrnet.model.graph import grid_cell_centres
 
 NAMES = ("p_entropy", "p_max", "own_class", "edge_mean")
 """The values of ``graph_diagnostics``, in this order."""
@@ -42,10 +43,8 @@ def label_at_grid(label: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     the ground truth under each pixel of the 1/4 map that ``vertex_index`` and P index (the cell centres
     ``agrnet.viz.vertex_positions`` draws the vertices at)."""
     height, width = label.shape[-2:]
-    device = label.device
-    rows = ((torch.arange(grid[0], device=device) + 0.5) * height / grid[0]).long().clamp_max(height - 1)
-    cols = ((torch.arange(grid[1], device=device) + 0.5) * width / grid[1]).long().clamp_max(width - 1)
-    return label[..., rows[:, None], cols[None, :]]
+    centres = grid_cell_centres(*grid, height, width, label.device)
+    return label.flatten(-2)[..., centres].unflatten(-1, grid)
 
 
 def vertices_on_own_class(

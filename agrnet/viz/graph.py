@@ -11,7 +11,7 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-from agrnet.analysis import feature_size, output_item, response_maps, vertex_positions
+from agrnet.analysis import cell_centres, feature_size, output_item, response_maps, vertex_positions
 from agrnet.data.labels import LabelSchema
 from agrnet.model import AGRNetOutput
 from agrnet.predict import ImageLike, as_image_tensor
@@ -185,9 +185,9 @@ def pixel_projection_figure(
         weights = projection[:, pixel]
         face_ax.imshow(picture)
         face_ax.scatter(x, y, s=8 + 300 * weights, c=colours[classes], edgecolors="black", linewidths=0.6)
-        row, col = divmod(int(pixel), cols_1)
-        face_ax.scatter([(col + 0.5) * width / cols_1], [(row + 0.5) * height / rows_1], marker="X", s=140,
-                        c="white", edgecolors="black", linewidths=1.2, zorder=3)  # fmt: skip
+        centre_x, centre_y = cell_centres(torch.tensor([int(pixel)]), (rows_1, cols_1), (height, width))
+        face_ax.scatter(centre_x, centre_y, marker="X", s=140, c="white", edgecolors="black", linewidths=1.2,
+                        zorder=3)  # fmt: skip
         face_ax.set_axis_off()
         face_ax.set_title(title if edge is None else f"{title}\nE = {float(edge.flatten()[pixel]):.2f}")
         bar_ax.bar(np.arange(vertices), weights.numpy(), width=0.85, color=colours[classes], edgecolor="0.3",
