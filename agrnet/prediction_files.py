@@ -21,6 +21,7 @@ from agrnet.data.base import IMAGE_SUFFIXES, image_to_tensor
 from agrnet.evaluate import (
     predict_logits,
 )
+from agrnet.files import atomic_write
 from agrnet.predict import Predictor, label_image, open_reduced, overlay_in_place, resize_labels
 
 if TYPE_CHECKING:
@@ -160,8 +161,8 @@ class _Writer:
         """The label map and the overlay of one input image (RGB; the overlay is blended into it)."""
         schema = self.predictor.schema
         label_path, overlay_path = self._path("labels", name), self._path("overlays", name)
-        label_image(label, schema).save(label_path)
-        overlay_in_place(picture, label, schema, self.alpha).save(overlay_path)
+        save_png(label_image(label, schema), label_path)
+        save_png(overlay_in_place(picture, label, schema, self.alpha), overlay_path)
         self.result.written.append((path, label_path, overlay_path))
 
     def crop(self, name: Path, index: int, crop: torch.Tensor, label: torch.Tensor) -> None:
@@ -169,9 +170,15 @@ class _Writer:
         stem = f"{name.name}-face{index}"
         image_path = self._path("crops", name.with_name(stem))
         label_path = self._path("crops", name.with_name(f"{stem}-labels"))
-        Image.fromarray((crop * 255).round().byte().permute(1, 2, 0).numpy(), mode="RGB").save(image_path)
-        label_image(label, self.predictor.schema).save(label_path)
+        save_png(Image.fromarray((crop * 255).round().byte().permute(1, 2, 0).numpy(), mode="RGB"), image_path)
+        save_png(label_image(label, self.predictor.schema), label_path)
         self.result.crops += [image_path, label_path]
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    """``image`` written to ``path`` as PNG atomically: a full disk is one ``agrnet.files.WriteError`` naming the
+    file, and no partial file is left."""
+    atomic_write(path, lambda file: image.save(file, format="PNG"), clean=False)
 
 
 def _full_picture(path: Path, decoded: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -4,6 +4,7 @@ naming the file with nothing partial left; an EXIF orientation is applied wherev
 from __future__ import annotations
 
 import errno
+import re
 import subprocess
 import sys
 import textwrap
@@ -78,3 +79,28 @@ def test_exif_orientation_is_applied_when_an_image_is_read(tmp_path: Path, orien
         expected = pixels
     assert np.abs(image.permute(1, 2, 0).numpy() * 255 - expected).mean() < 8
     assert open_image(path).getexif().get(ORIENTATION, 1) == 1, "the tag is applied, not left for a second turn"
+
+
+def test_predict_on_a_full_disk_names_the_file_and_leaves_no_partial_png(tmp_path: Path) -> None:
+    """The overlay of a noisy photo cannot be written past a 4 KiB file size limit (RLIMIT_FSIZE): one line naming
+    the file, exit status 2, and no partial PNG."""
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "parsed"
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        from agrnet.cli import main
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        sys.exit(main(["predict", "--weights", "fasseg-resnet18", "--aligned", {str(photo)!r}, "--out", {str(out)!r},
+                       "--device", "cpu"]))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    errors = re.findall(r"agrnet predict: error: [^\n\r]*", result.stderr)  # beside the progress bar's lines
+    assert len(errors) == 1 and errors[0].startswith(f"agrnet predict: error: cannot write {out}/"), result.stderr
+    assert errors[0].endswith(".png: File too large")
+    written = [path for path in out.rglob("*.png")]
+    assert all(path.stat().st_size > 0 and Image.open(path).load() is not None for path in written)
+    assert not [path for path in out.rglob("*.tmp")], "no temporary file is left"
