@@ -336,6 +336,13 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
             f"points, where Table I(a) has {PAPER_FULL_OVER_BASELINE:+.1f}): the paper's central claim is "
             + ("reproduced here." if read["full/paper-baseline"] == "helps" else "not reproduced at this scale.")
         )
+    pretrained_difference = _difference(pretrained, "full", "paper-baseline")
+    if sentences and pretrained_difference is not None and pretrained_difference["low"] is not None:
+        reads = verdict(pretrained_difference["low"], pretrained_difference["high"])
+        sentences.append(
+            f"From a backbone pretrained on the synthetic faces it still "
+            f"{VERDICT_WORDS[reads]} that baseline ({interval_text(pretrained_difference)})."
+        )
     if "+edge/+adaptive projection" in read:
         edge = _difference(ablation, "+edge", "+adaptive projection")
         phrase = {"helps": "helps", "hurts": "hurts"}.get(read["+edge/+adaptive projection"], "cannot be told apart")
