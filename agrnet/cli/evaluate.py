@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "command": _command(args, size),
         "agrnet_version": __version__,
-        **model_source_record(args),
+        **model_source_record(args, payload),
         "checkpoint_agrnet_version": payload.get("agrnet_version"),
         "checkpoint_step": payload.get("step"),
         "dataset": args.dataset,

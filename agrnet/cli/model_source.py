@@ -4,6 +4,7 @@ shipped with the package (``agrnet.weights``), loaded the same way for every com
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,9 @@ def model_source_words(args: argparse.Namespace) -> list[str]:
     return ["--weights", args.weights] if args.weights is not None else [str(args.checkpoint)]
 
 
-def model_source_record(args: argparse.Namespace) -> dict[str, Any]:
-    """What a report records of the model: the checkpoint's path, or the weights' name and sha256."""
+def model_source_record(args: argparse.Namespace, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a report records of the model: the checkpoint's path, or the weights' name and sha256 (from the
+    ``payload`` that ``load_model_source`` returned, so the registry is read once)."""
     if args.weights is None:
         return {"checkpoint": str(args.checkpoint)}
-    entry = weights.get(args.weights)
-    return {"weights": entry.name, "weights_sha256": entry.sha256}
+    return {"weights": payload["weights"], "weights_sha256": payload["weights_sha256"]}

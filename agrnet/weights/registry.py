@@ -149,9 +149,10 @@ class ModelWeights:
 
     def payload(self) -> dict[str, Any]:
         """What a training checkpoint says beside its weights, from the metadata: ``config`` (the training's, at
-        ``input_size``), ``step``, ``agrnet_version`` and ``weights`` (this entry's name)."""
+        ``input_size``), ``step``, ``agrnet_version``, ``weights`` (this entry's name) and ``weights_sha256``."""
         config = {**self.train_config, "size": self.input_size}
-        return {"config": config, "step": self.step, "agrnet_version": self.agrnet_version, "weights": self.name}
+        return {"config": config, "step": self.step, "agrnet_version": self.agrnet_version, "weights": self.name,
+                "weights_sha256": self.sha256}  # fmt: skip
 
     def load_as_checkpoint(
         self, map_location: str | torch.device = "cpu"
