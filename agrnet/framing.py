@@ -29,6 +29,14 @@ class FaceFrame:
         crop_height, crop_width = self.size(height)
         return np.asarray(self.landmarks, dtype=np.float64) * (crop_width, crop_height)
 
+    def widened(self, factor: float) -> FaceFrame:
+        """The frame whose crop shows ``factor`` times as much of the photo around the same centre (the face
+        ``factor`` times smaller in it): the context view of ``agrnet.faces.parse_photo``."""
+        if factor < 1:
+            raise ValueError(f"factor: expected a value >= 1, got {factor}")
+        landmarks = tuple((0.5 + (x - 0.5) / factor, 0.5 + (y - 0.5) / factor) for x, y in self.landmarks)
+        return FaceFrame(self.aspect, landmarks)
+
 
 FASSEG_FRAME = FaceFrame(
     aspect=0.7271,

@@ -22,11 +22,13 @@ from agrnet.data.datasets import FASSEG
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.labels import LAPA
 from agrnet.faces import (
+    CONTEXT,
     FASSEG_FRAME,
     Face,
     FaceDetector,
     aligned_crop,
     combine_faces,
+    inside,
     invert,
     measure_frame,
     parse_photo,
@@ -166,7 +168,7 @@ def test_a_face_at_the_border_is_parsed_inside_the_photo_only_and_no_face_means_
     image = torch.rand(3, 120, 160)
     points = FASSEG_FRAME.points(100) + (-40.0, 50.0)  # the face runs off the left and bottom edges
     border = Face((0.0, 50.0, 60.0, 100.0), points, 0.9)
-    parsing = parse_photo(predictor, image, StubDetector([border]))
+    parsing = parse_photo(predictor, image, StubDetector([border]), context=None)
     assert parsing.label.shape == (120, 160) and len(parsing.crops) == 1
     crop_height, crop_width = FASSEG_FRAME.size(512)
     assert parsing.crops[0].shape == (3, crop_height, crop_width)
@@ -176,6 +178,35 @@ def test_a_face_at_the_border_is_parsed_inside_the_photo_only_and_no_face_means_
     assert empty.faces == [] and (empty.label == 0).all()
     nobody = parse_photo(predictor, torch.full((3, 200, 200), 0.5), FaceDetector())
     assert nobody.faces == [] and (nobody.label == 0).all(), "a grey picture holds no face"
+
+
+def test_the_context_view_labels_around_the_crop_and_the_crop_inside_it() -> None:
+    predictor = Predictor(SkinModel(), FASSEG_SCHEMA, device="cpu", size=64)
+    image = torch.rand(3, 300, 300)
+    face = Face((100.0, 100.0, 70.0, 100.0), FASSEG_FRAME.points(100) + (115.0, 100.0), 0.9)
+    crop_only = parse_photo(predictor, image, StubDetector([face]), context=None).label == 1
+    widened = parse_photo(predictor, image, StubDetector([face]), context=2.0).label == 1
+    rows, columns = crop_only.nonzero().T
+    assert 95 <= rows.min() <= rows.max() <= 205 and 110 <= columns.min() <= columns.max() <= 190
+    assert (widened | ~crop_only).all() and widened.sum() > 3.5 * crop_only.sum(), "twice as wide and tall"
+    crop = torch.zeros(6, 4, 4)
+    crop[2, 1:3, 1:3] = 1  # the crop covers its middle 2 x 2 pixels only: hair there
+    context = torch.zeros(6, 8, 8)
+    context[1] = 1  # skin everywhere in the context view
+    merged, region = inside((crop, (12, 22, 16, 26)), (context, (10, 20, 18, 28)))
+    assert region == (10, 20, 18, 28)
+    expected = torch.ones(8, 8, dtype=torch.long)
+    expected[3:5, 3:5] = 2
+    assert torch.equal(merged.argmax(0), expected) and torch.equal(context.argmax(0), torch.ones(8, 8).long())
+
+
+def test_a_frame_widened_keeps_its_centre_and_shrinks_the_face() -> None:
+    wide = FASSEG_FRAME.widened(2.0)
+    centre = np.array([0.5, 0.5])
+    np.testing.assert_allclose(np.array(wide.landmarks) - centre, (np.array(FASSEG_FRAME.landmarks) - centre) / 2)
+    assert wide.aspect == FASSEG_FRAME.aspect and FASSEG_FRAME.widened(1.0) == FASSEG_FRAME
+    with pytest.raises(ValueError, match="factor"):
+        FASSEG_FRAME.widened(0.5)
 
 
 def test_the_crop_puts_the_landmarks_where_the_frame_has_them() -> None:
@@ -252,10 +283,16 @@ def test_predict_parses_the_face_of_a_whole_photo_with_the_default_weights(parse
     label = np.asarray(Image.open(out / "labels" / "grace_hopper.png"))
     assert label.shape == grace_hopper().shape[:2] == (600, 512), "the photo's size"
     assert Image.open(out / "overlays" / "grace_hopper.png").size == (512, 600)
-    x, y, w, h = portrait_face().box
-    inside = np.zeros(label.shape, bool)
-    inside[math.floor(y - 0.5 * h) : math.ceil(y + 1.5 * h), math.floor(x - 0.5 * w) : math.ceil(x + 1.5 * w)] = True
-    assert (label[~inside] == 0).all(), "nothing parsed far from the face"
+    face = portrait_face()
+    x, y, w, h = face.box
+    context = FASSEG_FRAME.widened(CONTEXT)
+    crop_height, crop_width = context.size(512)
+    to_photo = invert(similarity_transform(face.landmarks, context.points(512)))
+    corners = np.array([[0, 0, 1], [crop_width, 0, 1], [0, crop_height, 1], [crop_width, crop_height, 1]]) @ to_photo.T
+    (x0, y0), (x1, y1) = np.floor(corners.min(0)).astype(int).clip(0), np.ceil(corners.max(0)).astype(int)
+    seen = np.zeros(label.shape, bool)
+    seen[y0:y1, x0:x1] = True
+    assert (label[~seen] == 0).all() and seen.mean() < 0.9, "nothing parsed beyond the face's context view"
     box = label[round(y) : round(y + h), round(x) : round(x + w)]
     assert (box == FASSEG_SCHEMA.classes.index("skin")).mean() > 0.5, "the face is mostly skin"
     crop_height, crop_width = FASSEG_FRAME.size(512)

@@ -88,7 +88,7 @@ def shared_record(
 ) -> dict[str, Any] | None:
     """The record of a run in ``elsewhere`` (``recorded_elsewhere``) that is this training, scored on the same
     evaluations (with flip TTA as asked), without its variant and seed and with ``shared_from`` naming it."""
-    splits = {e.split for e in variant.evaluations} | {f"{e.split} (flip)" for e in variant.evaluations if flip}
+    splits = {e.key for e in variant.evaluations} | {f"{e.key} (flip)" for e in variant.evaluations if flip}
     for source, run in elsewhere:
         if (
             run["evaluations"] == variant.evaluations and set(run["metrics"]) == splits

@@ -50,10 +50,18 @@ result."""
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Score on ``split``; ``by_yaw`` adds one score per head pose (FASSEG multipose samples carry ``yaw``)."""
+    """Score on ``split``; ``by_yaw`` adds one score per head pose (FASSEG multipose samples carry ``yaw``);
+    ``photos`` scores through the photo pipeline (``agrnet.faces.score_photos``: each face found, aligned, parsed
+    with its context view and pasted back) instead of resizing each image whole."""
 
     split: str
     by_yaw: bool = False
+    photos: bool = False
+
+    @property
+    def key(self) -> str:
+        """The name of this evaluation's report in a run's ``metrics``: the split, "(photos)" added."""
+        return f"{self.split} (photos)" if self.photos else self.split
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,12 @@ experiment's one precision (fp32 where bf16 does not pay), "fasseg-constant-lr-b
 
 PHOTO_EVALUATIONS = (Evaluation("val"), Evaluation("test"), Evaluation("test-unseen"))
 """Where the photo experiment scores: ``val`` (the split its choices are made on) and both test splits."""
+ZOOM_EVALUATIONS = (Evaluation("val"), Evaluation("val", photos=True), Evaluation("test"), Evaluation("test-unseen"))
+"""Where the zoom-out experiment scores: ``val`` resized whole and through the photo pipeline (its multipose faces
+show the hair, neck and clothes that frontal02's tight crops cut off), and both test splits."""
+ZOOM_OUT = (0.55, 1.2)
+"""The scale range of the zoom-out augmentation: down to a face 0.55 times its size, smaller than the photo
+pipeline's context view shows it (1 / ``agrnet.faces.CONTEXT`` = 0.625)."""
 
 PAPER_BASELINE = Variant({"use_graph": False, "use_edge": False, "use_boundary": False})
 """The paper's baseline, Table I(a) row 1: ResNet and pyramid pooling trained with cross-entropy alone."""
@@ -165,6 +179,17 @@ EXPERIMENTS: dict[str, Experiment] = {
         PAIRED_SEEDS,
         "book/results/fasseg_photo.json",
         reference="plain",
+    ),
+    "fasseg-photo-zoom": Experiment(
+        {
+            "appearance": Variant({"train_split": "fit", "augment": APPEARANCE}, ZOOM_EVALUATIONS),
+            "appearance, zoom-out": Variant(
+                {"train_split": "fit", "augment": APPEARANCE, "scale": ZOOM_OUT}, ZOOM_EVALUATIONS
+            ),
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo_zoom.json",
+        reference="appearance",
     ),
     "fasseg-short-decay": Experiment(
         {"baseline": BASELINE, "full": Variant()},

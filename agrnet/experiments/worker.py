@@ -29,8 +29,11 @@ from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
 from agrnet.experiments.results import load_average
 from agrnet.experiments.spec import Evaluation
+from agrnet.faces import FaceDetector, score_photos
+from agrnet.framing import require_frame
 from agrnet.losses import TERMS
 from agrnet.metrics import ConfusionMatrix
+from agrnet.predict import Predictor
 from agrnet.training import read_log, train
 
 
@@ -40,8 +43,14 @@ def score(model: torch.nn.Module, root: Path, evaluation: Evaluation, size: int,
     under ``skipped`` (``evaluate(..., skip_bad=True)``).
 
     With ``by_yaw``, each head pose is scored on its own (``by_yaw`` maps the yaw in degrees, as text, to its
-    report) and the split's report is that of the summed confusion matrices, so no image is run twice.
+    report) and the split's report is that of the summed confusion matrices, so no image is run twice. With
+    ``photos``, the split goes through the photo pipeline (``agrnet.faces.score_photos``).
     """
+    if evaluation.photos:
+        dataset = build_dataset("fasseg", root, evaluation.split)
+        predictor = Predictor(model, dataset.schema, device="cpu", size=size, flip=flip)
+        report = score_photos(predictor, dataset, FaceDetector(), require_frame(dataset.schema))
+        return {**report, "flip": flip, "skipped": []}
     dataset = build_dataset("fasseg", root, evaluation.split, transform=EvalTransform(size))
     schema = dataset.schema
     if not evaluation.by_yaw:
@@ -87,9 +96,9 @@ def train_and_score(
     run_dir = train(config)
     train_s = time.perf_counter() - started
     model, _, payload = load_model(run_dir / "last.pt", map_location="cpu")
-    metrics = {e.split: score(model, root, e, config.size) for e in evaluations}
+    metrics = {e.key: score(model, root, e, config.size) for e in evaluations}
     if flip:
-        metrics |= {f"{e.split} (flip)": score(model, root, e, config.size, True) for e in evaluations}
+        metrics |= {f"{e.key} (flip)": score(model, root, e, config.size, True) for e in evaluations}
     return {
         "curve": training_curve(run_dir / "log.jsonl"),
         "run_dir": str(run_dir), "steps": payload["step"], "steps_planned": config.steps,
