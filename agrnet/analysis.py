@@ -306,3 +306,29 @@ def error_breakdown(
             counts[key] += torch.bincount(label[mask], minlength=schema.num_classes)[: schema.num_classes]
         confusion.update(prediction, label)
     return ErrorBreakdown(**counts, confusion=confusion.matrix.clone(), radius=radius)
+
+
+def image_scores(
+    predictions: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], schema: LabelSchema
+) -> torch.Tensor:
+    """Each face's mean F1 (float64, N), computed as ``ConfusionMatrix.mean_f1`` computes it for a whole split but
+    from that face's pixels alone."""
+    if len(predictions) != len(labels) or not labels:
+        raise ValueError(f"expected as many predictions as labels, at least one; got {len(predictions)}, {len(labels)}")
+    scores = []
+    for prediction, label in zip(predictions, labels, strict=True):
+        confusion = ConfusionMatrix(schema.num_classes, schema.ignore_index)
+        confusion.update(prediction.detach().cpu().long(), label.detach().cpu().long())
+        scores.append(confusion.mean_f1())
+    return torch.tensor(scores, dtype=torch.float64)
+
+
+def largest_changes(before: torch.Tensor, after: torch.Tensor, count: int) -> tuple[list[int], list[int]]:
+    """The indices of the ``count`` largest gains of ``after`` over ``before`` (largest first) and of the ``count``
+    largest losses (largest first): the rule that picks the faces of the book's baseline-against-AGRNet figure."""
+    if before.shape != after.shape or before.ndim != 1:
+        raise ValueError(f"expected two score vectors of one length; got {tuple(before.shape)}, {tuple(after.shape)}")
+    if not 0 < 2 * count <= len(before):
+        raise ValueError(f"count: expected 1 to {len(before) // 2} for {len(before)} scores, got {count}")
+    order = torch.argsort(after - before, descending=True, stable=True).tolist()
+    return order[:count], order[::-1][:count]

@@ -406,6 +406,42 @@ def test_predictions_show_photograph_truth_prediction_and_errors():
         viz.predictions_figure([], LAPA)
 
 
+def test_baseline_and_agrnet_are_drawn_side_by_side_with_their_scores_and_errors():
+    label = torch.zeros(HEIGHT, WIDTH, dtype=torch.long)
+    label[10:50, 20:60] = 1
+    baseline, agrnet = label.clone(), label.clone()
+    baseline[10:20, 20:60] = 0  # the baseline misses the top rows of skin
+    agrnet[40:50, 20:60] = 0  # AGRNet the bottom rows
+    agrnet[10:12, 20:60] = 0  # and two rows the baseline misses too
+    image = torch.rand(3, HEIGHT, WIDTH)
+    scores = viz.image_scores([baseline, agrnet, label], [label] * 3, FASSEG)
+    skin = ConfusionMatrix(6)
+    skin.update(baseline, label)
+    assert scores[0] == pytest.approx(skin.mean_f1()) and scores[2] == 1.0 and scores[1] < scores[0] < 1
+    figure = rendered(viz.baseline_and_agrnet_figure([("face 3", image, label, baseline, agrnet)] * 2, FASSEG))
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[:4] == ["ground truth", f"baseline {100 * scores[0]:.1f}", f"AGRNet {100 * scores[1]:.1f}", "wrong"]
+    assert titles[4] == "" and titles[5].startswith("baseline") and figure.axes[4].get_ylabel() == "face 3"
+    errors = viz.paired_errors(image, baseline, agrnet, label, FASSEG)
+    colours = list(viz.WRONG_COLOURS.values())
+    assert errors[:, 15, 30].tolist() == pytest.approx(colours[0]) and errors[:, 45, 30].tolist() == pytest.approx(
+        colours[1]
+    )
+    assert errors[:, 11, 30].tolist() == pytest.approx(colours[2]) and errors[0, 30, 30] == errors[1, 30, 30]
+    with pytest.raises(ValueError, match="nothing"):
+        viz.baseline_and_agrnet_figure([], FASSEG)
+
+
+def test_largest_changes_picks_the_largest_gains_and_losses_by_rule():
+    before = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.5], dtype=torch.float64)
+    after = torch.tensor([0.6, 0.4, 0.9, 0.5, 0.1], dtype=torch.float64)
+    assert viz.largest_changes(before, after, 2) == ([2, 0], [4, 1])
+    with pytest.raises(ValueError, match="count"):
+        viz.largest_changes(before, after, 3)
+    with pytest.raises(ValueError, match="one length"):
+        viz.largest_changes(before, after[:4], 1)
+
+
 def test_error_breakdown_counts_errors_near_boundaries():
     label = torch.zeros(20, 20, dtype=torch.long)
     label[:, 10:] = 1

@@ -17,6 +17,8 @@ from agrnet.analysis import (
     edge_and_interior_pixels,
     error_breakdown,
     feature_size,
+    image_scores,
+    largest_changes,
     own_class_share,
     raw_and_final,
     raw_and_final_scores,
@@ -33,7 +35,16 @@ from agrnet.viz.graph import (
     vertices_faces_figure,
     vertices_figure,
 )
-from agrnet.viz.parsing import overlay_figure, overlays_figure, predictions_figure, raw_and_final_figure, wrong_pixels
+from agrnet.viz.parsing import (
+    WRONG_COLOURS,
+    baseline_and_agrnet_figure,
+    overlay_figure,
+    overlays_figure,
+    paired_errors,
+    predictions_figure,
+    raw_and_final_figure,
+    wrong_pixels,
+)
 from agrnet.viz.photos import photo_parsing_figure
 from agrnet.viz.results import (
     CURVE_PANELS,
@@ -60,6 +71,9 @@ from agrnet.viz.style import (
 )
 
 __all__ = [
+    "WRONG_COLOURS",
+    "baseline_and_agrnet_figure",
+    "paired_errors",
     "BOOK_DPI",
     "BOOK_RC",
     "BOOK_WIDTH",
@@ -100,6 +114,8 @@ __all__ = [
     "chapter_model",
     "edge_and_interior_pixels",
     "error_breakdown",
+    "image_scores",
+    "largest_changes",
     "feature_size",
     "label_at_grid",
     "numbered_faces",

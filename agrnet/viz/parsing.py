@@ -9,8 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from agrnet.analysis import raw_and_final, raw_and_final_scores
+from agrnet.analysis import image_scores, raw_and_final, raw_and_final_scores
 from agrnet.data.labels import LabelSchema
 from agrnet.metrics import ConfusionMatrix
 from agrnet.model import AGRNetOutput
@@ -157,4 +158,57 @@ def predictions_figure(
         row[0].set_ylabel(title)
         present |= set(label.unique().tolist()) - {schema.ignore_index}
     figure.legend(handles=legend_handles(schema, sorted(present)), loc="outside lower center", ncols=6, frameon=False)
+    return figure
+
+
+WRONG_COLOURS = {"baseline only": (1.0, 0.55, 0.0), "AGRNet only": (0.55, 0.0, 1.0), "both": (0.0, 0.0, 0.0)}
+"""The colours of ``paired_errors``: pixels only the baseline gets wrong, only AGRNet gets wrong, both get wrong."""
+
+
+def paired_errors(image: ImageLike, baseline: torch.Tensor, agrnet: torch.Tensor, label: torch.Tensor,
+                  schema: LabelSchema) -> torch.Tensor:  # fmt: skip
+    """A grey copy of the image with the pixels that the baseline, AGRNet or both label wrongly in the colours of
+    ``WRONG_COLOURS``: float 3 x H x W in [0, 1]."""
+    picture = as_image_tensor(image)
+    label = label.cpu()
+    valid = label != schema.ignore_index
+    wrong_baseline, wrong_agrnet = (baseline.cpu() != label) & valid, (agrnet.cpu() != label) & valid
+    errors = picture.mean(0, keepdim=True).expand(3, -1, -1).clone()
+    masks = (wrong_baseline & ~wrong_agrnet, wrong_agrnet & ~wrong_baseline, wrong_baseline & wrong_agrnet)
+    for mask, colour in zip(masks, WRONG_COLOURS.values(), strict=True):
+        errors[:, mask] = torch.tensor(colour)[:, None]
+    return errors
+
+
+@book_styled
+def baseline_and_agrnet_figure(
+    rows: Sequence[tuple[str, ImageLike, torch.Tensor, torch.Tensor, torch.Tensor]], schema: LabelSchema
+) -> Figure:
+    """The paper's Fig. 5: one row per (title, image, ground truth, baseline's prediction, AGRNet's prediction),
+    the maps tinted over the face, each prediction titled with its mean F1 on that face, and the wrong pixels of
+    each model on a grey copy (``paired_errors``); the class legend and the error colours below."""
+    if not rows:
+        raise ValueError("rows: nothing to draw")
+    aspect = max(label.shape[-2] / label.shape[-1] for _, _, label, _, _ in rows)
+    figure = book_figure(height=len(rows) * (BOOK_WIDTH / 4 * aspect + 0.45) + 0.8)
+    axes = np.atleast_2d(figure.subplots(len(rows), 4))
+    present: set[int] = set()
+    for number, (row, (title, image, label, baseline, agrnet)) in enumerate(zip(axes, rows, strict=True)):
+        picture = as_image_tensor(image)
+        label, baseline, agrnet = (t.detach().cpu().long() for t in (label, baseline, agrnet))
+        scores = image_scores([baseline, agrnet], [label, label], schema).tolist()
+        panels = [("ground truth", blend(picture, label, schema)),
+                  (f"baseline {100 * scores[0]:.1f}", blend(picture, baseline, schema)),
+                  (f"AGRNet {100 * scores[1]:.1f}", blend(picture, agrnet, schema)),
+                  ("wrong", paired_errors(picture, baseline, agrnet, label, schema))]  # fmt: skip
+        for column, (ax, (name, panel)) in enumerate(zip(row, panels, strict=True)):
+            ax.imshow(panel.permute(1, 2, 0).numpy())
+            ax.set_title(name if number == 0 or column in (1, 2) else "")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(title)
+        present |= set(label.unique().tolist()) - {schema.ignore_index}
+    handles = legend_handles(schema, sorted(present))
+    handles += [Patch(color=colour, label=f"wrong: {name}") for name, colour in WRONG_COLOURS.items()]
+    figure.legend(handles=handles, loc="outside lower center", ncols=5, frameon=False)
     return figure
