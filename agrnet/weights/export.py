@@ -145,6 +145,19 @@ def scores_table(entry: ModelWeights) -> list[str]:
     return ["| dataset, split | mean F1 (%) | mIoU (%) | pixel accuracy (%) |", "|---|---|---|---|", *rows]
 
 
+def model_description(entry: ModelWeights) -> str:
+    """What the weights are, in the card's first words: AGRNet, or the paper's baseline when the model has neither
+    the edge module nor the graph (Table I(a) row 1 when it was trained with cross-entropy alone)."""
+    config = entry.model_config
+    if config.get("use_graph", True) or config.get("use_edge", True):
+        return "AGRNet (Te et al., IEEE TIP 2021)"
+    alone = not (entry.train_config or {}).get("use_boundary", True)
+    return (
+        "The baseline of AGRNet (Te et al., IEEE TIP 2021): ResNet and pyramid pooling without the edge module or "
+        "the graph" + (", with cross-entropy as its only loss (the paper's Table I(a), row 1)," if alone else ",")
+    )
+
+
 def model_card(entry: ModelWeights) -> str:
     """The model card (Markdown) of an entry, written from its metadata alone."""
     schema = entry.label_schema
@@ -167,7 +180,7 @@ def model_card(entry: ModelWeights) -> str:
     lines = [
         f"# {entry.name} (`{entry.key}`)",
         "",
-        f"AGRNet (Te et al., IEEE TIP 2021) trained on {entry.training_data}: {schema.num_classes} classes of the "
+        f"{model_description(entry)} trained on {entry.training_data}: {schema.num_classes} classes of the "
         f"`{schema.name}` schema, input {entry.input_size} x {entry.input_size}.",
         "",
         "## Use",
