@@ -101,6 +101,19 @@ def own_class_share(hits: Sequence[torch.Tensor]) -> torch.Tensor:
 RANDOM_QUANTILE = 0.95
 
 
+def reasoning_update(
+    vertices: torch.Tensor, reasoned: torch.Tensor, schema: LabelSchema, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the reasoning of Eq. (4) does to the vertices XG of the first item (``vertices`` -> ``reasoned``), per
+    class (the mean over its ``top_k`` vertices): the size of the update relative to XG and the cosine of X̂G and
+    XG."""
+    update = reasoned - vertices
+    size = update.norm(dim=-1) / vertices.norm(dim=-1).clamp_min(1e-12)
+    ratio = size[0].view(schema.num_classes, top_k).mean(1)
+    cosine = torch.cosine_similarity(reasoned, vertices, dim=-1)[0].view(schema.num_classes, top_k).mean(1)
+    return ratio, cosine
+
+
 @dataclass(frozen=True)
 class AdjacencyReading:
     """What the learned adjacency A says about pairs of classes, and whether it says more than its initialisation.

@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from agrnet.data.edges import label_edges
 from agrnet.losses import AGRNetLoss
-from agrnet.model import AGRNet, complexity
+from agrnet.model import AGRNet, AGRNetConfig, complexity
 from agrnet.model.backbone import BACKBONES
 from agrnet.paper import PAPER_INPUT_SIZE
 from agrnet.provenance import environment
@@ -165,13 +165,13 @@ def model_steps(
 
 
 def probe_step(
-    model_config: dict[str, Any], size: tuple[int, int], batch_size: int, device: torch.device, mode: str = "train"
+    architecture: AGRNetConfig, size: tuple[int, int], batch_size: int, device: torch.device, mode: str = "train"
 ) -> Callable[[Precision], Callable[[], None]]:
     """For ``agrnet.runtime.choose_precision``: a function that builds, for a ``Precision``, the ``mode`` step of a
-    fresh ``AGRNet(**model_config)`` on a random batch (plain BatchNorm, so no process group is involved)."""
+    fresh AGRNet of ``architecture`` on a random batch (plain BatchNorm, so no process group is involved)."""
 
     def make(precision: Precision) -> Callable[[], None]:
-        model = AGRNet(**model_config).to(device)
+        model = AGRNet.from_config(architecture).to(device)
         batch = random_batch(size, batch_size, model.num_classes, device)
         return model_steps(model, batch, precision)[mode]
 
@@ -181,10 +181,7 @@ def probe_step(
 def build_model(config: BenchConfig, device: torch.device) -> AGRNet:
     """The benchmarked ``AGRNet`` (seed 0) on ``device``."""
     torch.manual_seed(0)
-    return AGRNet(
-        config.num_classes, backbone=config.backbone, use_graph=config.use_graph, use_edge=config.use_edge,
-        channels=config.channels, output_stride=config.output_stride,
-    ).to(device)  # fmt: skip
+    return AGRNet.from_config(AGRNetConfig.from_settings(config)).to(device)
 
 
 def resolve_precision(config: BenchConfig, model: AGRNet, device: torch.device) -> PrecisionChoice:
@@ -193,7 +190,7 @@ def resolve_precision(config: BenchConfig, model: AGRNet, device: torch.device) 
     key = {"model": model.config, "size": list(config.size), "batch_size": config.batch_size, "mode": mode}
     return choose_precision(
         PRECISIONS[config.precision], config.channels_last, device,
-        probe_step(model.config, config.size, config.batch_size, device, mode), key,
+        probe_step(AGRNetConfig(**model.config), config.size, config.batch_size, device, mode), key,
     )  # fmt: skip
 
 

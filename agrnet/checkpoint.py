@@ -1,7 +1,7 @@
 """Checkpoints: written atomically, read back with ``torch.load(weights_only=True)``.
 
 A checkpoint is a dict of tensors, primitive containers and strings only, so that the safe loader accepts it:
-``model`` (state dict), ``model_config`` (the ``AGRNet`` keyword arguments), ``schema`` (``LabelSchema.to_dict()``)
+``model`` (state dict), ``model_config`` (the ``AGRNetConfig`` as a dict), ``schema`` (``LabelSchema.to_dict()``)
 and ``agrnet_version``, plus whatever training state the trainer adds (optimizer, scheduler, scaler, RNG states as
 tensors, step, config as a plain dict).
 """
@@ -80,15 +80,15 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
 def load_model(
     path: str | os.PathLike[str], map_location: Any = "cpu"
 ) -> tuple[nn.Module, LabelSchema, dict[str, Any]]:
-    """Rebuild ``AGRNet(**model_config)`` from a checkpoint and load its weights.
+    """Rebuild the AGRNet of its ``model_config`` (an ``AGRNetConfig``) from a checkpoint and load its weights.
 
     Returns (model in eval mode on ``map_location``, label schema, the whole checkpoint dict).
     """
-    from agrnet.model import AGRNet
+    from agrnet.model import AGRNet, AGRNetConfig
 
     payload = load_checkpoint(path, map_location)
     try:
-        model = AGRNet(**payload["model_config"])
+        model = AGRNet.from_config(AGRNetConfig(**payload["model_config"]))
         model.load_state_dict(payload["model"])
     except (TypeError, ValueError, RuntimeError) as error:
         raise RuntimeError(f"checkpoint {path}: weights do not fit the model they describe: {error}") from error

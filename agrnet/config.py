@@ -35,8 +35,9 @@ class TrainConfig:
     transforms.APPEARANCE``: "photometric", "background", "glasses"), each applied with probability ``augment_p``.
     ``batch_size`` is the global batch, split evenly over DDP processes.
 
-    Model: the ``AGRNet`` arguments (``output_stride`` 8 is the paper's, 16 ours for CPUs; ``edge_gate`` and
-    ``detach_edge`` are the authors' code's departures from the paper, off by default); ``pretrained_backbone``
+    Model: the fields of ``agrnet.model.AGRNetConfig`` but ``num_classes``, which the dataset gives
+    (``agrnet.training.model_config`` reads them; ``output_stride`` 8 is the paper's, 16 ours for CPUs; ``edge_gate``
+    and ``detach_edge`` are the authors' code's departures from the paper, off by default); ``pretrained_backbone``
     "imagenet" loads torchvision's weights (the paper initialises from ImageNet), "weights:NAME" the backbone of the
     shipped weights NAME (``agrnet.weights``; our stand-in for ImageNet offline), a path a ResNet state dict, None
     trains from scratch.
@@ -215,7 +216,7 @@ ResNet-101 from ImageNet). The paper gives no training length; the steps follow 
 for Helen: 2,000 images / 8 x 250 = 62,500) and about 50 epochs of the larger sets (LaPa 18,176 images, CelebAMask-HQ
 24,183, LIP 30,462), 5,000 steps for the small FASSEG. FASSEG publishes no val split: its preset trains on our ``fit``
 split and validates (and keeps ``best.pt``) on our ``val`` split, 30 train images held out
-(``agrnet.data.fasseg.FASSEG``), so that no choice rests on the test split.
+(``agrnet.data.fasseg.Fasseg``), so that no choice rests on the test split.
 
 ``synthetic`` (the default of ``agrnet train``) is sized for a 2-core CPU: a from-scratch ResNet-18 at 96 px,
 batch 4, 200 steps with AdamW at lr 2e-3. It deviates from the paper on purpose: SGD at 1e-3 suits an

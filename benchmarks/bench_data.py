@@ -52,7 +52,7 @@ def fasseg_step_share(root: str, batches: int, steps: int) -> dict[str, float]:
     from agrnet.data.datasets import build_dataset
     from agrnet.data.labels import FASSEG
     from agrnet.experiments import PROTOCOL
-    from agrnet.model import AGRNet
+    from agrnet.model import AGRNet, AGRNetConfig
     from agrnet.runtime import FP32
 
     size, batch_size = PROTOCOL["size"], PROTOCOL["batch_size"]
@@ -71,8 +71,7 @@ def fasseg_step_share(root: str, batches: int, steps: int) -> dict[str, float]:
 
     cold, _ = load_pass(len(loader))  # one epoch: every file decoded once
     warm, kept = load_pass(batches)
-    keys = ("backbone", "channels", "output_stride", "top_k")
-    model = AGRNet(dataset.schema.num_classes, **{key: PROTOCOL.get(key, 4) for key in keys})
+    model = AGRNet.from_config(AGRNetConfig.from_settings(PROTOCOL, num_classes=dataset.schema.num_classes))
     step = model_steps(model, kept[0], FP32)["train"]
     step()  # warm-up
     start = time.perf_counter()

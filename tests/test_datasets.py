@@ -12,9 +12,9 @@ from PIL import Image
 
 from agrnet.config import preset_config
 from agrnet.data import (
-    FASSEG,
     LIP,
     CelebAMaskHQ,
+    Fasseg,
     Helen,
     LaPa,
     SyntheticFaces,
@@ -215,10 +215,10 @@ def test_lip_mini_loads_inside_its_schema(shared_data: Path) -> None:
 
 def test_fasseg_frontal_and_multipose(shared_data: Path) -> None:
     root = shared_data / "fasseg"
-    train, test = FASSEG(root, "train"), FASSEG(root, "test")
+    train, test = Fasseg(root, "train"), Fasseg(root, "test")
     assert (len(train), len(test)) == (20, 50)
     _check_sample(train[0], 6)
-    multipose = FASSEG(root, "multipose-train")
+    multipose = Fasseg(root, "multipose-train")
     assert len(multipose) == 182
     yaws = {int(p.name) for p in (root / "V3" / "Train_RGB").iterdir()}
     seen = set()
@@ -236,10 +236,10 @@ def test_fasseg_split_union_reads_frontal_then_multipose_and_collates(shared_dat
     root = shared_data / "fasseg"
     union = build_dataset("fasseg", root, "train+multipose-train", transform=TrainTransform(32, FASSEG_SCHEMA))
     assert isinstance(union, SplitUnion) and union.schema == FASSEG_SCHEMA
-    assert len(union) == len(FASSEG(root, "train")) + len(FASSEG(root, "multipose-train"))
+    assert len(union) == len(Fasseg(root, "train")) + len(Fasseg(root, "multipose-train"))
     frontal, multipose = union[19], union[20]
-    assert frontal["name"] == FASSEG(root, "train").load(19)["name"]
-    assert multipose["name"] == FASSEG(root, "multipose-train").load(0)["name"]
+    assert frontal["name"] == Fasseg(root, "train").load(19)["name"]
+    assert multipose["name"] == Fasseg(root, "multipose-train").load(0)["name"]
     assert "yaw" not in multipose, "extras only some parts carry are dropped"
     batch = torch.utils.data.default_collate([frontal, multipose])
     assert batch["image"].shape == (2, 3, 32, 32) and batch["edge"].dtype == torch.bool
@@ -256,20 +256,20 @@ def test_fasseg_overlap_finds_the_six_test_faces_published_in_train(shared_data:
         test_file = next((root / "V2" / "Test_RGB").glob(f"{test_name}.*"))
         train_file = next((root / "V2" / "Train_RGB").glob(f"{train_name}.*"))
         assert test_file.read_bytes() == train_file.read_bytes()
-    unseen = FASSEG(root, "test-unseen")
+    unseen = Fasseg(root, "test-unseen")
     assert len(unseen) == 44 and not {name for name, _ in pairs} & {stem for _, stem, *_ in unseen.items}
 
 
 def test_fasseg_val_is_held_out_of_fit_by_person_and_never_a_test_image(shared_data: Path) -> None:
     root = shared_data / "fasseg"
-    val, fit = FASSEG(root, "val"), FASSEG(root, "fit")
-    published = FASSEG(root, "train").items + FASSEG(root, "multipose-train").items
+    val, fit = Fasseg(root, "val"), Fasseg(root, "fit")
+    published = Fasseg(root, "train").items + Fasseg(root, "multipose-train").items
     assert (len(val), len(fit)) == (30, 172) and set(val.items) | set(fit.items) == set(published)
     assert not set(val.items) & set(fit.items)
     assert not {fasseg_person(item) for item in val.items if item[0]} & {fasseg_person(i) for i in fit.items if i[0]}
-    test_pixels = {pixel_digest(item[2]) for item in FASSEG(root, "test").items}
+    test_pixels = {pixel_digest(item[2]) for item in Fasseg(root, "test").items}
     assert not test_pixels & {pixel_digest(item[2]) for item in val.items}
-    assert [item[:2] for item in FASSEG(root, "val").items] == [item[:2] for item in val.items], "a fixed draw"
+    assert [item[:2] for item in Fasseg(root, "val").items] == [item[:2] for item in val.items], "a fixed draw"
     config = preset_config("fasseg")
     assert (config.train_split, config.val_split) == ("fit", "val"), "the preset chooses on val, never on test"
     frontal = next(i for i, item in enumerate(val.items) if not item[0])
@@ -299,7 +299,7 @@ def test_fasseg_snaps_colours_and_reads_bmp(tmp_path: Path) -> None:
     label[7, 7] = (128, 3, 2)  # anti-aliased hair
     _save(tmp_path / "V2" / "Train_RGB" / "1.bmp", _rgb(8, 8))
     _save(tmp_path / "V2" / "Train_Labels" / "1.bmp", label)
-    sample = FASSEG(tmp_path, "train")[0]
+    sample = Fasseg(tmp_path, "train")[0]
     assert sample["label"][3, 3] == 3 and sample["label"][6, 6] == 1 and sample["label"][7, 7] == 2
     assert sample["label"][0, 0] == 1
 
@@ -405,7 +405,7 @@ def published_multipose_test(root: Path) -> Path:
 def test_fasseg_published_multipose_test_pairs_only_labelled_images(tmp_path: Path) -> None:
     root = published_multipose_test(tmp_path / "fasseg")
     with pytest.warns(UserWarning, match=r"FASSEG multipose-test: 14 images have no label and are skipped") as caught:
-        dataset = FASSEG(root, "multipose-test")
+        dataset = Fasseg(root, "multipose-test")
     (warning,) = caught
     for yaw in set(PUBLISHED_YAWS) - set(PUBLISHED_LABELLED):
         assert f"Test_RGB/{yaw}/ (all 2)" in str(warning.message)
@@ -421,7 +421,7 @@ def test_fasseg_names_single_unlabelled_files_and_a_label_without_its_image(tmp_
     (root / "V3" / "Test_labels" / "0" / f"{published_stem(2, '0')}.bmp").unlink()
     (root / "V3" / "Test_RGB" / "+30" / f"{published_stem(1, '+30')}.bmp").unlink()
     with pytest.warns(UserWarning, match=r"15 images .*Test_RGB/0/personne02106\+0\+0\.bmp"):
-        dataset = FASSEG(root, "multipose-test")
+        dataset = Fasseg(root, "multipose-test")
     with pytest.raises(FileNotFoundError, match=r"personne01108\+0\+30\.png: file is missing"):
         [dataset.load(i) for i in range(len(dataset))]
 
@@ -472,10 +472,10 @@ def test_decode_cache_decodes_each_file_once_and_notices_changes(tmp_path: Path)
 
 def test_readers_share_the_process_cache(shared_data: Path) -> None:
     DECODED.clear()
-    dataset = FASSEG(shared_data / "fasseg", "test")
+    dataset = Fasseg(shared_data / "fasseg", "test")
     first = dataset[0]
     misses = DECODED.misses
-    second = FASSEG(shared_data / "fasseg", "test")[0]
+    second = Fasseg(shared_data / "fasseg", "test")[0]
     assert misses == 2 and DECODED.misses == 2 and DECODED.hits == 2, "image and label decoded once"
     assert torch.equal(first["image"], second["image"]) and torch.equal(first["label"], second["label"])
 
@@ -515,4 +515,4 @@ def test_celebamask_folder_layout_is_read_and_mapped(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no label for image\(s\) 8"):
         build_dataset("celebamask-hq", tmp_path, "all")
     with pytest.raises(ValueError, match="reads celebamask-hq labels, the dataset has fasseg"):
-        MappedLabels(FASSEG.__new__(FASSEG), CELEBAMASK_HQ_AS_FASSEG)
+        MappedLabels(Fasseg.__new__(Fasseg), CELEBAMASK_HQ_AS_FASSEG)

@@ -18,7 +18,7 @@ from agrnet.checkpoint import load_model
 from agrnet.cli import main as cli_main
 from agrnet.cli.experiment import command_line, configure_parser, run_experiment
 from agrnet.config import preset_config
-from agrnet.data.datasets import FASSEG
+from agrnet.data.datasets import Fasseg
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.transforms import EvalTransform
 from agrnet.evaluate import evaluate
@@ -140,7 +140,7 @@ def test_domain_gap_trains_its_steps_scores_by_yaw_and_resumes(
     summed = np.sum([report["confusion_matrix"] for report in gap["by_yaw"].values()], axis=0)
     assert gap["confusion_matrix"] == summed.tolist() and gap["num_images"] == 6
     model, schema, _ = load_model(Path(runs["frontal02 -> multipose"]["run_dir"]) / "last.pt")
-    whole = evaluate(model, FASSEG(tiny_fasseg, "multipose-train", EvalTransform(32)), schema, batch_size=8)
+    whole = evaluate(model, Fasseg(tiny_fasseg, "multipose-train", EvalTransform(32)), schema, batch_size=8)
     assert whole["confusion_matrix"] == gap["confusion_matrix"]
     assert whole["mean_f1"] == pytest.approx(gap["mean_f1"])
     assert results["summary"]["multipose -> frontal02"]["test"]["mean_f1"]["n"] == 1

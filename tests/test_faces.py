@@ -18,7 +18,7 @@ from tiny_model import tiny_checkpoint, tiny_model
 
 from agrnet.cli import main
 from agrnet.cli.predict import is_checkpoint
-from agrnet.data.datasets import FASSEG
+from agrnet.data.datasets import Fasseg
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
 from agrnet.data.labels import LAPA
 from agrnet.faces import (
@@ -69,7 +69,7 @@ def test_similarity_transform_recovers_a_known_transform() -> None:
 def face_label(shared_data_root: Path | None) -> torch.Tensor:
     """A real FASSEG label map when the data is here, else a drawn one with every class."""
     if shared_data_root is not None and (shared_data_root / "fasseg").is_dir():
-        return FASSEG(shared_data_root / "fasseg", "test")[0]["label"]
+        return Fasseg(shared_data_root / "fasseg", "test")[0]["label"]
     label = torch.zeros(200, 150, dtype=torch.long)
     label[20:60, 20:130], label[60:190, 25:125] = 2, 1
     label[90:105, 45:65] = label[90:105, 85:105] = 3
@@ -219,7 +219,7 @@ def test_the_crop_puts_the_landmarks_where_the_frame_has_them() -> None:
 
 
 def test_the_fasseg_frame_is_what_the_train_faces_measure(shared_data: Path) -> None:
-    dataset = FASSEG(shared_data / "fasseg", "train")
+    dataset = Fasseg(shared_data / "fasseg", "train")
     images = [(dataset[i]["image"].permute(1, 2, 0) * 255).round().byte().numpy() for i in range(len(dataset))]
     frame = measure_frame(images)
     assert frame.aspect == pytest.approx(FASSEG_FRAME.aspect, abs=1e-3)

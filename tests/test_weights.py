@@ -22,6 +22,7 @@ from tiny_model import tiny_checkpoint
 from agrnet import weights
 from agrnet.checkpoint import load_model
 from agrnet.cli import main
+from agrnet.cli.evaluate import evaluation_command
 from agrnet.cli.train import config_from_args
 from agrnet.cli.train import configure_parser as train_parser
 from agrnet.cli.weights import retrain_argv
@@ -294,9 +295,9 @@ def test_rescore_writes_portable_commands_and_refuses_other_models(copy, checkpo
 def test_an_evaluation_command_with_a_machine_path_is_refused():
     command = "agrnet evaluate /runs/a/last.pt --dataset lapa --split test --data-root /home/me/LaPa"
     with pytest.raises(ValueError, match="--data-root /home/me/LaPa is a path of one machine"):
-        weights.evaluation_command("x", command)
+        evaluation_command("x", command)
     fasseg = "agrnet evaluate /runs/last.pt --dataset fasseg --split test --data-root /data/f --amp none --flip"
-    assert weights.evaluation_command("x", fasseg) == (
+    assert evaluation_command("x", fasseg) == (
         "agrnet evaluate --weights x --dataset fasseg --split test --data-root data/fasseg --flip"
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from agrnet.model.agrnet import AGRNet
+from agrnet.model import AGRNet, AGRNetConfig
 from agrnet.model.flops import complexity, format_table
 from agrnet.paper import PAPER_INPUT_SIZE
 
@@ -23,7 +23,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the model and print its cost per part."""
-    model = AGRNet(args.num_classes, backbone=args.backbone, top_k=args.top_k, channels=args.channels)
+    model = AGRNet.from_config(AGRNetConfig.from_settings(args))
     table = complexity(model, tuple(args.size))
     print(json.dumps(table, indent=2) if args.json else format_table(table))
     return 0

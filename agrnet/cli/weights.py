@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from agrnet import weights
-from agrnet.weights import ENV_VAR, ModelWeights
+from agrnet.cli.evaluate import evaluation_command
+from agrnet.weights import ENV_VAR, ModelWeights, metrics_summary
 
 
 def _metric_text(entry: ModelWeights) -> str:
@@ -20,13 +21,13 @@ def _metric_text(entry: ModelWeights) -> str:
     return f"mean F1 {100 * value:.1f} ({where})" if value is not None else f"no score ({where})"
 
 
-def format_list(entries: dict[str, ModelWeights | str]) -> str:
+def format_list(entries: dict[str, ModelWeights | ValueError]) -> str:
     """``agrnet weights list``: one row per entry (name, schema, metric, size, training data, terms); an entry
     whose metadata cannot be read is listed as broken, with the reason."""
     header = ("name", "schema", "metric", "size", "training data", "terms")
     rows = [header] + [
         (name, e.schema["name"], _metric_text(e), f"{e.size_bytes / 2**20:.1f} MiB", e.training_data,
-         f"{e.terms} <{e.terms_url}>") if isinstance(e, ModelWeights) else (name, "broken", "", "", "", e)
+         f"{e.terms} <{e.terms_url}>") if isinstance(e, ModelWeights) else (name, "broken", "", "", "", str(e))
         for name, e in entries.items()
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -48,6 +49,21 @@ def read_reports(paths: list[Path]) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"--metrics {path}: cannot be read as a JSON report: {error}") from error
     return reports
+
+
+def score_summaries(name: str, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metadata's scores of entry ``name`` from ``agrnet evaluate --out`` reports: each one's scores, what they
+    were measured on and the command that measures them on any machine (``evaluation_command``)."""
+    summaries = []
+    for index, report in enumerate(reports):
+        if not {"dataset", "split", "mean_f1"} <= set(report):
+            raise ValueError(f"--metrics #{index + 1}: expected an `agrnet evaluate --out` report (with dataset, "
+                             "split, mean_f1)")  # fmt: skip
+        summary = metrics_summary(report, report["dataset"], report["split"])
+        if report.get("command"):
+            summary["command"] = evaluation_command(name, report["command"])
+        summaries.append(summary)
+    return summaries
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -84,10 +100,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    scores = score_summaries(args.name, read_reports(args.metrics))
     entry = weights.export_weights(
         args.checkpoint, args.name, args.terms, args.terms_url, training_data=args.training_data,
-        command=args.train_command, commit=args.commit, metrics=read_reports(args.metrics), out_dir=args.dir,
-        overwrite=args.force,
+        command=args.train_command, commit=args.commit, scores=scores, out_dir=args.dir, overwrite=args.force,
     )  # fmt: skip
     print(f"wrote {entry.path} ({entry.size_bytes / 2**20:.2f} MiB, sha256 {entry.sha256})")
     print(f"wrote {entry.directory / (entry.name + '.json')} and {entry.directory / (entry.name + '.md')}")
@@ -97,17 +113,16 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    folder = weights.weights_dir(args.dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"weights folder {folder}: no such folder")
-    entries: dict[str, ModelWeights | str] = {}
-    for path in sorted(folder.glob("*.json")):
-        try:
-            entries[path.stem] = ModelWeights.from_json(path)
-        except ValueError as error:
-            entries[path.stem] = str(error)
-    print(format_list(entries) if entries else f"no trained weights in {folder}")
+    entries = weights.read_entries(args.dir)
+    print(format_list(entries) if entries else f"no trained weights in {weights.weights_dir(args.dir)}")
     return 0
+
+
+def _rescore(args: argparse.Namespace) -> ModelWeights:
+    reports = read_reports(args.metrics)
+    entry = weights.get(args.name, args.dir)
+    weights.check_reports(entry, reports)
+    return weights.rescore(entry, score_summaries(entry.name, reports))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -130,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "verify":
             return _verify(args)
         if args.action == "rescore":
-            entry = weights.rescore(args.name, read_reports(args.metrics), args.dir)
+            entry = _rescore(args)
             print(f"wrote {len(entry.scores())} score(s) into {entry.directory / (entry.name + '.json')} and its card")
             return 0
         entry = weights.get(args.name, args.dir)

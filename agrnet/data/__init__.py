@@ -1,21 +1,21 @@
 """Face-parsing data: label schemas, edge ground truth, dataset readers, synthetic faces and transforms.
 
-``LIP`` and ``FASSEG`` here are the dataset readers; their label schemas are ``LIP_SCHEMA`` and ``FASSEG_SCHEMA``
-(``agrnet.data.labels.LIP`` and ``.FASSEG``). This package does not import ``agrnet.model``.
+Readers are named after their dataset (``LaPa``, ``Helen``, ``CelebAMaskHQ``, ``Fasseg``), label schemas in capitals
+(``LAPA``, ``HELEN``, ``CELEBAMASK_HQ``, ``FASSEG``); ``LIP`` here is the LIP reader and ``LIP_SCHEMA`` its schema
+(``agrnet.data.labels.LIP``). This package does not import ``agrnet.model``.
 """
 
 from agrnet.data.datasets import (
     DATASETS,
-    FASSEG,
     LIP,
     CelebAMaskHQ,
+    Fasseg,
     Helen,
     LaPa,
     build_dataset,
 )
 from agrnet.data.edges import label_edges
-from agrnet.data.labels import CELEBAMASK_HQ, HELEN, LAPA, SCHEMAS, LabelSchema, get_schema
-from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
+from agrnet.data.labels import CELEBAMASK_HQ, FASSEG, HELEN, LAPA, SCHEMAS, LabelSchema, get_schema
 from agrnet.data.labels import LIP as LIP_SCHEMA
 from agrnet.data.synthetic import SyntheticFaces
 from agrnet.data.transforms import EvalTransform, TrainTransform
@@ -25,7 +25,6 @@ __all__ = [
     "CELEBAMASK_HQ",
     "DATASETS",
     "FASSEG",
-    "FASSEG_SCHEMA",
     "HELEN",
     "LAPA",
     "LIP",
@@ -33,6 +32,7 @@ __all__ = [
     "SCHEMAS",
     "CelebAMaskHQ",
     "EvalTransform",
+    "Fasseg",
     "Helen",
     "LaPa",
     "LabelSchema",

@@ -30,7 +30,7 @@ from agrnet.data.base import (
     require_dir,
 )
 from agrnet.data.celebamask import CelebAMaskHQ, CelebAMaskHQFolder
-from agrnet.data.fasseg import FASSEG
+from agrnet.data.fasseg import Fasseg
 from agrnet.data.labels import HELEN, LAPA, LabelMapping, LabelSchema
 from agrnet.data.labels import LIP as LIP_SCHEMA
 from agrnet.data.synthetic import SyntheticFaces
@@ -119,7 +119,23 @@ class MappedLabels(ParsingDataset):
         return {**sample, "label": self.table[sample["label"]]}
 
 
-class Helen(ParsingDataset):
+class _NamedImages(ParsingDataset):
+    """A reader whose samples are ``names``, each image ``image_dir/<name>.jpg``."""
+
+    names: list[str]
+    image_dir: Path
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _image(self, index: int) -> tuple[str, Path, torch.Tensor]:
+        """Sample ``index``'s name, image path and image."""
+        name = self.names[index]
+        image_path = self.image_dir / f"{name}.jpg"
+        return name, image_path, read_image(image_path)
+
+
+class Helen(_NamedImages):
     """Helen (Le et al., ECCV 2012) with the parsing labels of Smith et al. (CVPR 2013), the
     ``SmithCVPR2013_dataset_resized`` release: ``<root>/images/<name>.jpg``, ``<root>/labels/<name>/
     <name>_lbl00.png`` ... ``_lbl10.png`` (one soft map per class), and the split lists ``exemplars.txt`` (train,
@@ -146,13 +162,8 @@ class Helen(ParsingDataset):
             raise ValueError(f"{list_path}: expected lines '<n> , <name>'")
         self.names = [name.strip() for _, name in rows]
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def load(self, index: int) -> Sample:
-        name = self.names[index]
-        image_path = self.image_dir / f"{name}.jpg"
-        image = read_image(image_path)
+        name, image_path, image = self._image(index)
         paths = [self.label_dir / name / f"{name}_lbl{k:02d}.png" for k in range(self.schema.num_classes)]
         maps = [read_id_map(path) for path in paths]
         for path, class_map in zip(paths, maps, strict=True):
@@ -161,7 +172,7 @@ class Helen(ParsingDataset):
         return {"image": image, "label": label, "name": name}
 
 
-class LIP(ParsingDataset):
+class LIP(_NamedImages):
     """LIP (Gong et al., CVPR 2017): ``<root>/TrainVal_images/{train,val}_images/<id>.jpg``,
     ``<root>/TrainVal_parsing_annotations/{train,val}_segmentations/<id>.png`` (ids 0..19) and
     ``<root>/{train,val}_id.txt``; split = train | val."""
@@ -182,13 +193,8 @@ class LIP(ParsingDataset):
             raise FileNotFoundError(f"{id_path}: LIP {split} id list is missing")
         self.names = [line.strip() for line in id_path.read_text().splitlines() if line.strip()]
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def load(self, index: int) -> Sample:
-        name = self.names[index]
-        image_path = self.image_dir / f"{name}.jpg"
-        image = read_image(image_path)
+        name, image_path, image = self._image(index)
         label = _id_label(self.label_dir / f"{name}.png", image, image_path, self.schema)
         return {"image": image, "label": label, "name": name}
 
@@ -198,7 +204,7 @@ DATASETS: dict[str, type[ParsingDataset]] = {
     "celebamask-hq": CelebAMaskHQ,
     "helen": Helen,
     "lip": LIP,
-    "fasseg": FASSEG,
+    "fasseg": Fasseg,
     "synthetic": SyntheticFaces,
 }
 

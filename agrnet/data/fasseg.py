@@ -27,7 +27,7 @@ from agrnet.data.base import (
     natural_key,
     read_image,
 )
-from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
+from agrnet.data.labels import FASSEG
 
 FASSEG_SUFFIXES = (".bmp", ".png")
 """The suffixes of FASSEG's image and label files (the release's ``JPEG/`` copies are not read)."""
@@ -105,7 +105,7 @@ def _pixel_digest(path: str, mtime_ns: int, size: int) -> str:
     return hashlib.sha256(repr(array.shape).encode() + array.tobytes()).hexdigest()
 
 
-class FASSEG(ParsingDataset):
+class Fasseg(ParsingDataset):
     """FASSEG (Khan, Mauro, Leonardi, ICIP 2015; Khan et al., ICME 2017), colour-coded labels.
 
     Splits ``train`` / ``test``: frontal02, ``<root>/V2/{Train,Test}_RGB/<n>.{bmp,png}`` with labels in
@@ -126,7 +126,7 @@ class FASSEG(ParsingDataset):
     warning, not read. A label without its image is a sample whose loading fails, naming the missing file.
     """
 
-    schema = FASSEG_SCHEMA
+    schema = FASSEG
     splits = ("train", "test", "multipose-train", "multipose-test", "test-unseen", "val", "fit")
 
     def __init__(self, root: str | Path, split: str = "train", transform: Transform | None = None) -> None:

@@ -21,7 +21,7 @@ then kept by every later piece, whichever machine runs it), so a difference betw
 the effect of the parts that differ, not of the draw.
 """
 
-from agrnet.experiments.results import load_results, paired, progress, summarise
+from agrnet.experiments.results import load_results, paired, progress, seed_reports, summarise
 from agrnet.experiments.runner import (
     concrete_settings,
     experiment_precision,
@@ -41,7 +41,22 @@ from agrnet.experiments.spec import (
     Experiment,
     Variant,
 )
-from agrnet.experiments.tables import PAPER_MEAN_F1, class_table, interval_text, paired_table, parts_table
+from agrnet.experiments.tables import (
+    PAPER_MEAN_F1,
+    class_table,
+    curve_table,
+    experiment_section,
+    interval_text,
+    paired_table,
+    parts_table,
+    percent,
+    precision_table,
+    protocols_table,
+    runs_table,
+    split_section,
+    verdict_lines,
+    yaw_table,
+)
 from agrnet.experiments.worker import score
 
 __all__ = [
@@ -57,17 +72,27 @@ __all__ = [
     "Variant",
     "class_table",
     "concrete_settings",
+    "curve_table",
     "experiment_precision",
+    "experiment_section",
     "interval_text",
     "load_results",
     "paired",
     "paired_table",
     "parts_table",
+    "percent",
+    "precision_table",
     "progress",
+    "protocols_table",
     "run_experiment",
     "run_folder",
     "run_settings",
+    "runs_table",
     "same_training",
     "score",
+    "seed_reports",
+    "split_section",
     "summarise",
+    "verdict_lines",
+    "yaw_table",
 ]

@@ -94,6 +94,11 @@ def load_results(folder: Path, name: str) -> dict[str, Any] | None:
     return results if results is not None and "protocol" in results else None
 
 
+def seed_reports(results: Mapping[str, Any], split: str = "test") -> dict[str, Mapping[str, Any]]:
+    """Each run's report on ``split``, by "seed N" (for ``agrnet.viz.f1_runs_figure``)."""
+    return {f"seed {run['seed']}": run["metrics"][split] for run in results["runs"]}
+
+
 def progress(results: Mapping[str, Any] | None) -> str:
     """What a results file holds, in words: "not yet run" (no file, or one of an older protocol), else complete or
     partial, its trainings, the seeds that every variant has and, while partial, the variants with every planned

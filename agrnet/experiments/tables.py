@@ -1,12 +1,14 @@
 """An experiment's results as the book's Markdown tables: each variant beside the reference and the paper, what each
-part of the ablation adds, and the difference class by class."""
+part of the ablation adds, the difference class by class, every run's scores, the training curves' ends, the runs
+of one protocol against another, and the scores per head yaw."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agrnet.experiments.results import paired
+from agrnet.diagnostics import curve_summary
+from agrnet.experiments.results import paired, progress
 from agrnet.paper import PAPER_MEAN_F1
 from agrnet.stats import verdict
 
@@ -111,3 +113,118 @@ def class_table(results: Mapping[str, Any], split: str = "test") -> str:
             cells.append(text)
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def percent(value: float | None) -> str:
+    """A fraction in percent with one decimal, "–" for None."""
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def experiment_section(results: Mapping[str, Any], place: str | None = None) -> str:
+    """A paired experiment under its name in bold, ``place`` (where it was scored, e.g. "frontal02 test") and what
+    its file holds (``progress``): the heading and the ``paired_table``."""
+    heading = ", ".join([f"**{results['experiment']}**", *([place] if place else []), progress(results)])
+    return heading + "\n\n" + paired_table(results)
+
+
+def split_section(results: Mapping[str, Any], split: str) -> str:
+    """A paired experiment's ``paired_table`` on ``split``, under the split's name in bold."""
+    return f"**{split}**\n\n" + paired_table(results, split=split)
+
+
+def runs_table(results: Mapping[str, Any], classes: Sequence[str]) -> str:
+    """Every run of an experiment on every split it was scored on: its seed, the F1 of each of ``classes``, mean F1
+    (bold), mIoU, steps and seconds per step, as a Markdown table."""
+    lines = [
+        "| seed | split | " + " | ".join(classes) + " | mean F1 | mIoU | steps | s/step |",
+        "|---" * (len(classes) + 6) + "|",
+    ]
+    for run in results["runs"]:
+        for split, report in run["metrics"].items():
+            lines.append(
+                f"| {run['seed']} | {split} | "
+                + " | ".join(percent(report["f1"][c]) for c in classes)
+                + f" | **{percent(report['mean_f1'])}** | {percent(report['miou'])} | "
+                f"{run['steps']} | {run['seconds_per_step']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def verdict_lines(results: Mapping[str, Any], split: str = "test") -> str:
+    """One line per variant with a paired difference to the reference on ``split``: what its interval reads
+    (``agrnet.stats.verdict``) and the mean difference over the seeds."""
+    lines = []
+    for variant, splits in results.get("paired", {}).items():
+        difference = splits.get(split)
+        if difference is None:
+            continue
+        reads = verdict(difference["low"], difference["high"])
+        lines.append(f"{variant}: {reads} ({100 * difference['mean']:+.1f} points of mean F1 against the "
+                     f"{results['reference']} over seeds {difference['seeds']})")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    return "–" if value is None else f"{scale * value:.{digits}f}"
+
+
+def curve_table(results: Mapping[str, Any]) -> str:
+    """Each variant's seeds, lowest, mean and highest mean F1 and the ends of its training curves
+    (``agrnet.diagnostics.curve_summary``), as a Markdown table."""
+    return (
+        "| variant | seeds | mean F1: lowest, mean, highest | L_final "
+        "| own class (%) | entropy of P | edge mean | gradient norm |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {row['variant']} | {len(row['seeds'])} | "
+            + ", ".join(f"{100 * value:.1f}" for value in row["mean_f1"])
+            + f" | {_cell(row['final'], digits=3)} | "
+            f"{_cell(row['own_class'], 100, 1)} | "
+            f"{_cell(row['p_entropy'])} | {_cell(row['edge_mean'])} | "
+            f"{_cell(row['grad_norm'])} |"
+            for row in curve_summary(results)
+        )
+    )
+
+
+def precision_table(results: Mapping[str, Any]) -> str:
+    """A paired experiment under its name with the precision it ran in: the heading and the ``paired_table``."""
+    amp = {"none": "fp32"}.get(results["precision"]["amp"], results["precision"]["amp"])
+    return (
+        f"**{results['experiment']}** ({amp}, channels_last {results['precision']['channels_last']})\n\n"
+        + paired_table(results)
+    )
+
+
+def protocols_table(protocols: Mapping[str, Mapping[str, Any] | None], variants: Sequence[str]) -> str:
+    """``variants`` as each protocol (name -> its results, None when not run) trained them: seeds, mean F1, its
+    standard deviation over the seeds and its range, as a Markdown table."""
+    rows = []
+    for protocol, results in protocols.items():
+        if results is None:
+            continue
+        for row in curve_summary(results):
+            if row["variant"] not in variants:
+                continue
+            std = results["summary"][row["variant"]]["test"]["mean_f1"]["std"]
+            low, mean, high = (100 * value for value in row["mean_f1"])
+            rows.append(
+                f"| {protocol} | {row['variant']} | {len(row['seeds'])} | {mean:.1f} | "
+                + ("–" if std is None else f"{100 * std:.1f}")
+                + f" | {low:.1f} to {high:.1f} |"
+            )
+    return (
+        "| learning rate, precision | variant | seeds | mean F1 (%) | standard deviation "
+        "| range |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
+def yaw_table(report: Mapping[str, Any]) -> str:
+    """Mean F1 per head yaw (a report's ``by_yaw``), yaws in order, as a one-row Markdown table."""
+    yaws = sorted(report["by_yaw"], key=int)
+    return (
+        "| yaw (°) | " + " | ".join(yaws) + " |\n|---" + "|---" * len(yaws)
+        + "|\n| mean F1 | "
+        + " | ".join(percent(report["by_yaw"][y]["mean_f1"]) for y in yaws)
+        + " |"
+    )

@@ -2,6 +2,7 @@
 
 from agrnet.model.agrnet import AGRNet, AGRNetOutput, Decoder
 from agrnet.model.backbone import BACKBONES, BackboneFeatures, ResNetBackbone
+from agrnet.model.config import AGRNetConfig
 from agrnet.model.context import FeatureFusion, PyramidPooling
 from agrnet.model.edge import EdgePerceivingModule
 from agrnet.model.flops import complexity
@@ -18,6 +19,7 @@ from agrnet.model.graph import (
 
 __all__ = [
     "AGRNet",
+    "AGRNetConfig",
     "AGRNetOutput",
     "AdaptiveGraphProjection",
     "BACKBONES",

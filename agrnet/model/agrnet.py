@@ -8,14 +8,15 @@ import math
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agrnet.model.backbone import BACKBONES, ResNetBackbone
+from agrnet.model.backbone import ResNetBackbone
+from agrnet.model.config import AGRNetConfig
 from agrnet.model.context import FeatureFusion, PyramidPooling
 from agrnet.model.edge import EdgePerceivingModule
 from agrnet.model.graph import (
@@ -26,7 +27,6 @@ from agrnet.model.graph import (
     edge_masking,
 )
 
-PROJECTIONS = ("adaptive", "spatial")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -90,31 +90,12 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-
-
 class AGRNet(nn.Module):
     """Adaptive Graph Representation learning and reasoning Network for face parsing (Te et al., TIP 2021).
 
-    Args:
-        num_classes: Nc, the number of parsing classes.
-        backbone: a torchvision ResNet name (``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``resnet152``).
-        top_k: K, vertices per class (Table I(c)).
-        projection: ``"adaptive"`` (this paper, Eq. 3) or ``"spatial"`` (the ECCV 2020 predecessor, Fig. 3(a)).
-        use_edge: the edge perceiving module and the masking of Eq. (2) (Table I(a), "Edge").
-        use_graph: projection, reasoning and reprojection; False gives the ResNet + pyramid pooling baseline
-            (Table I(a), model 1).
-        channels: C, the width of X0 and of the vertex features.
-        pretrained_backbone: None, ``"imagenet"`` (torchvision's weights), or a path to a ResNet state dict.
-        use_reasoning: the graph reasoning of Eq. (4) (Table I(a), "Graph"); False reprojects XG unchanged.
-        output_stride: 8 (the paper's dilated backbone, conv5 at 1/8) or 16 (ours, conv5 at 1/16: cheaper, for
-            CPU training).
-        edge_gate: the authors' code, not the paper: multiply each pixel's column of P by its edge probability E
-            after the softmax of Eq. (5), so that XP reaches edge pixels only (``proj = proj * edge`` there).
-        detach_edge: the authors' code, not the paper: no gradient flows from the graph into the edge map E
-            through Eq. (2) (``edge.detach()`` there); E then learns from L_edge alone.
+    Args: those of ``AGRNetConfig`` (``agrnet.model.config``), the architecture, which ``self.config`` records as a
+    dict; and ``pretrained_backbone``, the initial weights of the backbone: None, ``"imagenet"`` (torchvision's
+    weights), or a path to a ResNet state dict. ``AGRNet.from_config`` builds one from an ``AGRNetConfig``.
 
     ``forward`` takes RGB images in [0, 1], N x 3 x H x W, and normalises them with the ImageNet statistics.
 
@@ -124,57 +105,27 @@ class AGRNet(nn.Module):
     the full model, which is what a paired ablation needs, and leaves the global generator in the same state.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        backbone: str = "resnet101",
-        top_k: int = 4,
-        projection: str = "adaptive",
-        use_edge: bool = True,
-        use_graph: bool = True,
-        channels: int = 256,
-        pretrained_backbone: str | os.PathLike[str] | None = None,
-        use_reasoning: bool = True,
-        output_stride: int = 8,
-        edge_gate: bool = False,
-        detach_edge: bool = False,
-    ) -> None:
+    def __init__(self, *args: Any, pretrained_backbone: str | os.PathLike[str] | None = None, **options: Any) -> None:
         super().__init__()
-        _check_positive_int("num_classes", num_classes, minimum=2)
-        _check_positive_int("top_k", top_k)
-        _check_positive_int("channels", channels)
-        if backbone not in BACKBONES:
-            raise ValueError(f"backbone: unknown {backbone!r}; choose one of {', '.join(BACKBONES)}")
-        if projection not in PROJECTIONS:
-            raise ValueError(f"projection: expected one of {PROJECTIONS}, got {projection!r}")
+        architecture = AGRNetConfig(*args, **options)
+        num_classes, top_k, channels = architecture.num_classes, architecture.top_k, architecture.channels
+        use_graph = architecture.use_graph
         self.num_classes = num_classes
         self._warned_range = False
-        self.config: dict[str, Any] = {
-            "num_classes": num_classes,
-            "backbone": backbone,
-            "top_k": top_k,
-            "projection": projection,
-            "use_edge": use_edge,
-            "use_graph": use_graph,
-            "channels": channels,
-            "use_reasoning": use_reasoning,
-            "output_stride": output_stride,
-            "edge_gate": edge_gate,
-            "detach_edge": detach_edge,
-        }
+        self.config: dict[str, Any] = asdict(architecture)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
         seeds = iter(torch.randint(0, 2**62, (len(PARTS),), device="cpu").tolist())
         with _seeded(next(seeds)):
-            self.backbone = ResNetBackbone(backbone, pretrained_backbone, output_stride)
+            self.backbone = ResNetBackbone(architecture.backbone, pretrained_backbone, architecture.output_stride)
         taps = self.backbone.channels
         with _seeded(next(seeds)):
             self.pyramid_pooling = PyramidPooling(taps.conv5, 2 * channels)
         with _seeded(next(seeds)):
             self.fusion = FeatureFusion(taps.conv2, 2 * channels, channels)
         with _seeded(next(seeds)):
-            self.edge = EdgePerceivingModule((taps.conv2, taps.conv3, taps.conv4)) if use_edge else None
+            self.edge = EdgePerceivingModule((taps.conv2, taps.conv3, taps.conv4)) if architecture.use_edge else None
         num_vertices = top_k * num_classes
         self.projection: AdaptiveGraphProjection | SpatialGraphProjection | None = None
         self.reasoning: GraphReasoning | None = None
@@ -183,15 +134,22 @@ class AGRNet(nn.Module):
             if use_graph:
                 self.projection = (
                     AdaptiveGraphProjection(channels, num_classes, top_k)
-                    if projection == "adaptive"
+                    if architecture.projection == "adaptive"
                     else SpatialGraphProjection(num_vertices)
                 )
         with _seeded(next(seeds)):
-            if use_graph and use_reasoning:
+            if use_graph and architecture.use_reasoning:
                 self.reasoning = GraphReasoning(num_vertices, channels)
         self.reprojection = GraphReprojection() if use_graph else None
         with _seeded(next(seeds)):
             self.decoder = Decoder(channels, num_classes)
+
+    @classmethod
+    def from_config(
+        cls, config: AGRNetConfig, pretrained_backbone: str | os.PathLike[str] | None = None
+    ) -> AGRNet:
+        """The AGRNet of architecture ``config``, with its backbone's initial weights from ``pretrained_backbone``."""
+        return cls(**asdict(config), pretrained_backbone=pretrained_backbone)
 
     def forward(self, images: torch.Tensor) -> AGRNetOutput:
         """Images N x 3 x H x W in [0, 1] -> AGRNetOutput (Algorithm 1, forward part).

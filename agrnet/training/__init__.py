@@ -15,7 +15,7 @@ The modules, in the order a run uses them:
 """
 
 from agrnet.config import PRESETS, TrainConfig, preset_config
-from agrnet.training.build import choose_run_precision, model_options
+from agrnet.training.build import choose_run_precision, model_config
 from agrnet.training.monitor import NonFiniteLossError
 from agrnet.training.runlog import read_log
 from agrnet.training.trainer import Trainer, TrainingInterrupted, train
@@ -27,7 +27,7 @@ __all__ = [
     "Trainer",
     "TrainingInterrupted",
     "choose_run_precision",
-    "model_options",
+    "model_config",
     "preset_config",
     "read_log",
     "train",

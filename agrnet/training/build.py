@@ -2,7 +2,7 @@
 data loaders, and the seeding of the random streams.
 
 Functions of the configuration (and, where it matters, of the process: its device, rank and world size); the
-``Trainer`` calls them in order. ``model_options`` and ``choose_run_precision`` also serve code that needs a run's
+``Trainer`` calls them in order. ``model_config`` and ``choose_run_precision`` also serve code that needs a run's
 model or precision without training it (``agrnet.experiments``).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import warnings
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from agrnet.data.loading import CheckedLoader
 from agrnet.data.transforms import Appearance, EvalTransform, TrainTransform
 from agrnet.distributed import DistributedContext
 from agrnet.losses import AGRNetLoss
-from agrnet.model import AGRNet
+from agrnet.model import AGRNet, AGRNetConfig
 from agrnet.runtime import PrecisionChoice, choose_precision
 from agrnet.weights import resolve_backbone
 
@@ -46,36 +47,25 @@ def set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
                 module.eval()
 
 
-def model_options(config: TrainConfig) -> dict[str, Any]:
-    """The ``AGRNet`` arguments of a run of ``config`` as ``AGRNet.config`` records them (all but the initial
-    weights)."""
-    return {
-        "num_classes": get_schema(config.dataset).num_classes,
-        "backbone": config.backbone,
-        "top_k": config.top_k,
-        "projection": config.projection,
-        "use_edge": config.use_edge,
-        "use_graph": config.use_graph,
-        "channels": config.channels,
-        "use_reasoning": config.use_reasoning,
-        "output_stride": config.output_stride,
-        "edge_gate": config.edge_gate,
-        "detach_edge": config.detach_edge,
-    }
+def model_config(config: TrainConfig) -> AGRNetConfig:
+    """The architecture of a run of ``config`` (all but the initial weights): its fields of ``AGRNetConfig``'s
+    names, and the number of classes of its dataset."""
+    return AGRNetConfig.from_settings(config, num_classes=get_schema(config.dataset).num_classes)
 
 
 def choose_run_precision(config: TrainConfig, device: torch.device, batch_size: int | None = None) -> PrecisionChoice:
     """``amp`` and ``channels_last`` of ``config`` made concrete: probed (when "auto") on a fresh copy of the
     architecture on a random batch of the run's shape (``batch_size`` per process, default the whole batch) with
     ``config.threads`` threads; ``agrnet.runtime.choose_precision``."""
-    options, size = model_options(config), (config.size, config.size)
+    architecture, size = model_config(config), (config.size, config.size)
     batch = batch_size or config.batch_size
-    key = {"model": options, "size": list(size), "batch_size": batch, "mode": "train"}
+    key = {"model": asdict(architecture), "size": list(size), "batch_size": batch, "mode": "train"}
     threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return choose_precision(config.amp, config.channels_last, device, probe_step(options, size, batch, device), key)
+        probe = probe_step(architecture, size, batch, device)
+        return choose_precision(config.amp, config.channels_last, device, probe, key)
     finally:
         torch.set_num_threads(threads)
 
@@ -107,7 +97,7 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset, LabelSchema]:
 def build_model(config: TrainConfig, context: DistributedContext) -> AGRNet:
     """The model of ``config`` with its initial weights, on the process's device; BatchNorm synchronised over the
     processes of a multi-GPU run (unless ``freeze_bn``)."""
-    model = AGRNet(**model_options(config), pretrained_backbone=resolve_backbone(config.pretrained_backbone))
+    model = AGRNet.from_config(model_config(config), resolve_backbone(config.pretrained_backbone))
     device = context.device
     if context.is_distributed and not config.freeze_bn:
         if device.type == "cuda":

@@ -12,13 +12,12 @@ setting that differs, rather than continuing a run whose ``config.json`` no long
 
 from __future__ import annotations
 
-import inspect
 import math
 import secrets
 import shlex
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,8 +28,8 @@ from torch import nn
 from agrnet.checkpoint import load_checkpoint, set_rng_state
 from agrnet.config import TrainConfig
 from agrnet.distributed import DistributedContext
-from agrnet.model import AGRNet
-from agrnet.training.build import model_options, seed_everything
+from agrnet.model import AGRNetConfig
+from agrnet.training.build import model_config, seed_everything
 from agrnet.weights import train_command
 
 TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng", "step")
@@ -40,7 +39,7 @@ RUN_SETTINGS = (
     "augment", "augment_p", "batch_size", "freeze_bn", "loss_weights", "delta", "use_boundary", "use_discriminative",
     "optimizer", "momentum", "weight_decay", "grad_clip", "seed",
 )  # fmt: skip
-"""The ``TrainConfig`` fields a resumed run must share with its checkpoint besides the model's (``model_options``).
+"""The ``TrainConfig`` fields a resumed run must share with its checkpoint besides the model's (``model_config``).
 The others may change on resume: ``steps``, ``lr`` and ``poly_power`` (the schedule is rebuilt), the data's folder,
 the system (device, precision, workers, threads) and the rhythm of logs, validations and checkpoints."""
 
@@ -95,11 +94,11 @@ def check_resumable(path: Path, checkpoint: Mapping[str, Any], config: TrainConf
             f"checkpoint {path}: holds weights but no training state (no {', '.join(missing)}), so it cannot be "
             "resumed; start a new run instead"
         )
-    defaults = {name: option.default for name, option in inspect.signature(AGRNet).parameters.items()}
+    defaults = {item.name: item.default for item in fields(AGRNetConfig)}
     recorded = {**defaults, **checkpoint["model_config"]}  # arguments added since it was written: their defaults
     differ = [
         f"{key}={recorded.get(key)!r} (this run: {value!r})"
-        for key, value in model_options(config).items()
+        for key, value in asdict(model_config(config)).items()
         if recorded.get(key) != value
     ]
     if differ:

@@ -1,5 +1,6 @@
-"""Figures of the graph: the selected vertices (Fig. 8, on one face or several), the learned adjacency A (Fig. 7),
-the response maps of the projection P (Fig. 11) and P's column for single pixels."""
+"""Figures of the graph: the selected vertices (Fig. 8, on one face or several, and against the spatial projection's
+grid), the learned adjacency A (Fig. 7), what the reasoning of Eq. (4) does to the vertices, the response maps of
+the projection P (Fig. 11) and P's column for single pixels."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import torch
 from matplotlib.figure import Figure
 
 from agrnet.analysis import cell_centres, feature_size, output_item, response_maps, vertex_positions
+from agrnet.data.base import Sample
 from agrnet.data.labels import LabelSchema
 from agrnet.model import AGRNetOutput
+from agrnet.model.graph import grid_shape
 from agrnet.predict import ImageLike, as_image_tensor
 from agrnet.viz.style import BOOK_WIDTH, book_figure, book_styled, class_colours, image_array, legend_handles
 
@@ -205,4 +208,52 @@ def pixel_projection_figure(
         bar_ax.set_title(f"its column of P: about {effective:.1f} of {vertices} vertices")
         bar_ax.legend(loc="upper right")
     axes[-1, 1].set_xlabel(f"vertex ({top_k} per class, class-major)")
+    return figure
+
+
+@book_styled
+def spatial_and_adaptive_figure(sample: Sample, output: AGRNetOutput, schema: LabelSchema, top_k: int) -> Figure:
+    """Fig. 3 on one face (a sample at its own size): (a) the grid of the spatial projection, one vertex per cell;
+    (b) the adaptive projection's vertices, the top-``top_k`` pixels of each foreground class in its colour."""
+    rows_grid, cols_grid = grid_shape(top_k * schema.num_classes)
+    height, width = sample["label"].shape
+    colours = schema.palette / 255
+    figure = book_figure(height=5.4)
+    axes = figure.subplots(1, 2)
+    for ax in axes:
+        ax.imshow(sample["image"].permute(1, 2, 0))
+        ax.set_xlabel("x (pixels)")
+    axes[0].set_ylabel("y (pixels)")
+    for row in range(1, rows_grid):
+        axes[0].axhline(row * height / rows_grid, color="white", linewidth=1)
+    for col in range(1, cols_grid):
+        axes[0].axvline(col * width / cols_grid, color="white", linewidth=1)
+    axes[0].set_title(f"(a) spatial: {rows_grid} × {cols_grid} cells,\none vertex each")
+    classes = torch.arange(schema.num_classes).repeat_interleave(top_k)
+    x, y = vertex_positions(output, (height, width))
+    foreground = classes > 0
+    axes[1].scatter(x[foreground], y[foreground], c=colours[classes[foreground]], s=40, edgecolors="white")
+    axes[1].set_title(f"(b) adaptive: top-{top_k} pixels\nof each class")
+    return figure
+
+
+@book_styled
+def reasoning_update_figure(ratio: torch.Tensor, cosine: torch.Tensor, schema: LabelSchema) -> Figure:
+    """Per class, bars in its colour: the size of the reasoning update relative to XG (``ratio``) and the cosine of
+    X̂G and XG (``cosine``), as ``agrnet.analysis.reasoning_update`` measures them."""
+    figure = book_figure(height=3.3)
+    axes = figure.subplots(1, 2)
+    positions = range(schema.num_classes)
+    panels = (
+        (axes[0], ratio, r"$\|$update$\|$ / $\|X_G\|$"),
+        (axes[1], cosine, r"cosine($\hat{X}_G$, $X_G$)"),
+    )
+    for ax, values, ylabel in panels:
+        ax.bar(positions, values, color=schema.palette / 255, edgecolor="0.3")
+        ax.set_xticks(positions, schema.classes, rotation=60, ha="right")
+        ax.set_xlabel("class of the vertices")
+        ax.set_ylabel(ylabel)
+    axes[0].set_title("size of the reasoning update")
+    axes[1].set_title("direction kept by the residual")
+    axes[1].set_ylim(0, 1.05)
     return figure

@@ -1,5 +1,5 @@
-"""Figures of label maps: a face tinted with its labels (one or several), the preliminary map Z0 against the
-final Y, and example predictions with their errors (Fig. 10)."""
+"""Figures of label maps: label maps side by side, a face tinted with its labels (one or several), the preliminary
+map Z0 against the final Y, and example predictions with their errors (Fig. 10)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,22 @@ from agrnet.metrics import ConfusionMatrix
 from agrnet.model import AGRNetOutput
 from agrnet.predict import ImageLike, as_image_tensor, blend
 from agrnet.viz.style import BOOK_WIDTH, book_figure, book_styled, legend_handles
+
+
+@book_styled
+def label_maps_figure(
+    panels: Sequence[tuple[str, torch.Tensor]], schema: LabelSchema, legend: Sequence[int], height: float
+) -> Figure:
+    """Label maps in their class colours side by side, each under its title, ``height`` inches tall, with a legend
+    of the classes ``legend`` on the right."""
+    figure = book_figure(height=height)
+    for ax, (title, picture) in zip(figure.subplots(1, len(panels)), panels, strict=True):
+        ax.imshow(schema.colorize(picture).permute(1, 2, 0))
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.legend(handles=legend_handles(schema, legend), loc="outside right center", frameon=False)
+    return figure
 
 
 @book_styled

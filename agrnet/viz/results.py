@@ -1,5 +1,6 @@
 """Figures of how well a model does: confusion matrices, per-class F1 (against the paper's), per-class errors,
-paired experiments, and training curves (of an experiment's runs, or of one run's ``log.jsonl``)."""
+paired experiments, scores per head yaw, and training curves (of an experiment's runs, or of one run's
+``log.jsonl``)."""
 
 from __future__ import annotations
 
@@ -267,4 +268,25 @@ def class_errors_figure(breakdown: ErrorBreakdown, schema: LabelSchema) -> Figur
     share_ax.set_title("(b) size of each class")
     for ax in (rate_ax, share_ax):
         ax.set_xticks(positions, schema.classes, rotation=45, ha="right")
+    return figure
+
+
+@book_styled
+def yaw_figure(results: Mapping[str, Any]) -> Figure:
+    """Mean F1 against head yaw of each run of a domain-gap experiment scored per yaw (``by_yaw``), with the same
+    model's score on frontal02 test as a dashed line."""
+    figure = book_figure(height=3.2)
+    ax = figure.subplots()
+    for run in results["runs"]:
+        for split, report in run["metrics"].items():
+            if "by_yaw" in report:
+                yaws = sorted(report["by_yaw"], key=int)
+                ax.plot([int(y) for y in yaws], [100 * report["by_yaw"][y]["mean_f1"] for y in yaws], "o-",
+                        label=f"{run['variant']}, seed {run['seed']}")  # fmt: skip
+            elif split == "test" and "multipose-train" in run["metrics"]:
+                ax.axhline(100 * report["mean_f1"], color="0.5", linestyle="--",
+                           label="the same model on frontal02 test")  # fmt: skip
+    ax.set_xlabel("head yaw (degrees)")
+    ax.set_ylabel("mean F1 (%)")
+    ax.legend()
     return figure

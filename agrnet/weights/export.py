@@ -1,7 +1,7 @@
 """Writing registry entries: the weights of a training checkpoint stored in fp16 (``to_storage``), the command that
-retrains them (``train_command``), the scores that ``agrnet evaluate`` reports measured of them with the commands
-that measure them again (``evaluation_command``), and the model card (``model_card``); ``export_weights`` writes a
-new entry, ``rescore`` replaces an entry's scores.
+retrains them (``train_command``), their scores (``metrics_summary`` of a report of ``agrnet evaluate``; the command
+line turns the command of each report into one that measures it again on any machine) and the model card
+(``model_card``); ``export_weights`` writes a new entry, ``rescore`` replaces an entry's scores.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +23,7 @@ from agrnet.files import atomic_write, write_json
 from agrnet.framing import frame_for
 from agrnet.provenance import git_commit
 from agrnet.version import __version__
-from agrnet.weights.registry import ModelWeights, get, sha256, state_from_bytes, weights_dir
+from agrnet.weights.registry import ModelWeights, sha256, state_from_bytes, weights_dir
 
 NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Fields of the training configuration that name files of one machine, not the recipe.
@@ -83,36 +82,6 @@ def metrics_summary(report: Mapping[str, Any], dataset: str, split: str) -> dict
     return {"dataset": dataset, "split": split, **{key: report[key] for key in keys if key in report}}
 
 
-PORTABLE_ROOTS = {"fasseg": "data/fasseg", "celebamask-hq": "data/celebamask-hq"}
-"""Data roots a model card names, by dataset: where ``agrnet download`` puts the dataset."""
-EVALUATE_DEFAULTS = {"--batch-size": "1", "--amp": "none", "--device": "auto"}
-"""Options of ``agrnet evaluate`` that a card's command leaves out when they hold their default."""
-
-
-def evaluation_command(name: str, command: str) -> str:
-    """The recorded ``agrnet evaluate CHECKPOINT ...`` ``command`` as one that runs on any machine: ``--weights
-    name`` instead of the checkpoint, the data root where ``agrnet download`` puts the dataset (``PORTABLE_ROOTS``;
-    other roots must be relative), options at their defaults left out. ValueError when it names an absolute path."""
-    words = shlex.split(command)
-    if words[:2] != ["agrnet", "evaluate"]:
-        raise ValueError(f"metrics command {command!r}: expected an `agrnet evaluate` command")
-    options: list[str] = []
-    rest = iter(words[2:])
-    dataset = next((words[i + 1] for i, word in enumerate(words[:-1]) if word == "--dataset"), "synthetic")
-    for word in rest:
-        if not word.startswith("--"):
-            continue  # the checkpoint, replaced by --weights
-        value = None if word in ("--flip", "--skip-bad", "--photos") else next(rest, "")
-        if word in ("--weights", "--out") or (word in EVALUATE_DEFAULTS and EVALUATE_DEFAULTS[word] == value):
-            continue
-        if word == "--data-root":
-            value = PORTABLE_ROOTS.get(dataset, value)
-            if Path(value).is_absolute():
-                raise ValueError(f"metrics command {command!r}: --data-root {value} is a path of one machine")
-        options += [word] if value is None else [word, value]
-    return shlex.join(["agrnet", "evaluate", "--weights", name, *options])
-
-
 def max_logit_difference(reference: nn.Module, model: nn.Module, size: int) -> float:
     """The largest absolute difference of the two models' logits on one seeded random image of ``size`` x ``size``."""
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -148,8 +117,10 @@ def scores_table(entry: ModelWeights) -> list[str]:
 def model_description(entry: ModelWeights) -> str:
     """What the weights are, in the card's first words: AGRNet, or the paper's baseline when the model has neither
     the edge module nor the graph (Table I(a) row 1 when it was trained with cross-entropy alone)."""
-    config = entry.model_config
-    if config.get("use_graph", True) or config.get("use_edge", True):
+    from agrnet.model import AGRNetConfig
+
+    architecture = AGRNetConfig(**entry.model_config)
+    if architecture.use_graph or architecture.use_edge:
         return "AGRNet (Te et al., IEEE TIP 2021)"
     alone = not (entry.train_config or {}).get("use_boundary", True)
     return (
@@ -230,21 +201,6 @@ def model_card(entry: ModelWeights) -> str:
     return "\n".join(lines)
 
 
-def score_summaries(name: str, reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The metadata's scores of entry ``name`` from ``agrnet evaluate --out`` reports: each one's scores, what they
-    were measured on and the command that measures them on any machine (``evaluation_command``)."""
-    summaries = []
-    for index, report in enumerate(reports):
-        if not {"dataset", "split", "mean_f1"} <= set(report):
-            raise ValueError(f"--metrics #{index + 1}: expected an `agrnet evaluate --out` report (with dataset, "
-                             "split, mean_f1)")  # fmt: skip
-        summary = metrics_summary(report, report["dataset"], report["split"])
-        if report.get("command"):
-            summary["command"] = evaluation_command(name, report["command"])
-        summaries.append(summary)
-    return summaries
-
-
 def write_entry(entry: ModelWeights, data: bytes | None = None) -> None:
     """Write ``entry``'s model card and metadata (and its weights file, when ``data`` is given) atomically."""
     if data is not None:
@@ -262,27 +218,27 @@ def export_weights(
     training_data: str | None = None,
     command: str | None = None,
     commit: str | None = None,
-    metrics: Sequence[Mapping[str, Any]] = (),
+    scores: Sequence[Mapping[str, Any]] = (),
     out_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> ModelWeights:
     """Write registry entry ``name`` (safetensors, JSON metadata, model card) from an ``agrnet train`` checkpoint.
 
     ``training_data`` defaults to the checkpoint's dataset and training split; ``command`` to the ``agrnet train``
-    command that rebuilds its configuration (``train_command``); ``commit`` to this checkout's HEAD. ``metrics``
-    (``agrnet evaluate --out`` reports) become the entry's scores, the first its ``metrics``; without them, the
-    checkpoint's last validation is. Returns the new entry.
+    command that rebuilds its configuration (``train_command``); ``commit`` to this checkout's HEAD. ``scores`` (as
+    the metadata records them: ``metrics_summary`` of ``agrnet evaluate --out`` reports) become the entry's scores,
+    the first its ``metrics``; without them, the checkpoint's last validation is. Returns the new entry.
     """
     from agrnet.checkpoint import load_model
     from agrnet.evaluate import check_model_schema, checkpoint_size, training_config
-    from agrnet.model import AGRNet
+    from agrnet.model import AGRNet, AGRNetConfig
 
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"--name {name!r}: expected lowercase letters, digits and hyphens, e.g. fasseg-resnet18")
     folder = weights_dir(out_dir)
     if (folder / f"{name}.json").exists() and not overwrite:
         raise FileExistsError(f"weights {name}: {folder / f'{name}.json'} exists; pass --force to replace it")
-    scores = score_summaries(name, metrics)
+    scores = [dict(score) for score in scores]
     reference, schema, payload = load_model(checkpoint)
     config = training_config(payload)
     if not config:
@@ -294,7 +250,8 @@ def export_weights(
     if not scores:
         scores = [metrics_summary(payload.get("metrics") or {}, config["dataset"], config["val_split"])]
     data = save_safetensors(to_storage(reference), metadata={"agrnet_weights": name, "agrnet_version": __version__})
-    restored = AGRNet(**reference.config)
+    architecture = AGRNetConfig(**reference.config)
+    restored = AGRNet.from_config(architecture)
     restored.load_state_dict(state_from_bytes(data))
     size = checkpoint_size(payload)
     difference = max_logit_difference(reference, restored, size)
@@ -304,7 +261,7 @@ def export_weights(
         sha256=sha256(data),
         size_bytes=len(data),
         schema=schema.to_dict(),
-        model_config=dict(reference.config),
+        model_config=dataclasses.asdict(architecture),
         input_size=size,
         command=command or train_command(config),
         commit=commit or git_commit(strict=True),
@@ -323,19 +280,23 @@ def export_weights(
     return entry
 
 
-def rescore(
-    name: str, metrics: Sequence[Mapping[str, Any]], directory: str | os.PathLike[str] | None = None
-) -> ModelWeights:
-    """Replace the scores of entry ``name`` by those of ``metrics`` (``agrnet evaluate --weights name --out``
-    reports, the first its ``metrics``) and write its metadata and card again; the weights are not touched."""
-    entry = get(name, directory)
-    if not metrics:
+def check_reports(entry: ModelWeights, reports: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse, naming the first, ``agrnet evaluate --out`` reports that do not score ``entry``'s weights (by name
+    and sha256), and an empty list."""
+    if not reports:
         raise ValueError("--metrics: give at least one `agrnet evaluate --out` report")
-    for index, report in enumerate(metrics):
+    for index, report in enumerate(reports):
         if report.get("weights") != entry.name or report.get("weights_sha256") != entry.sha256:
             raise ValueError(f"--metrics #{index + 1}: scores {report.get('weights') or report.get('checkpoint')}, "
                              f"not these weights of {entry.name} (sha256 {entry.sha256[:12]})")  # fmt: skip
-    scores = score_summaries(entry.name, metrics)
+
+
+def rescore(entry: ModelWeights, scores: Sequence[Mapping[str, Any]]) -> ModelWeights:
+    """``entry`` with ``scores`` (as the metadata records them, the first its ``metrics``) in place of its own,
+    its metadata and card written again; the weights are not touched."""
+    if not scores:
+        raise ValueError(f"weights {entry.name}: no scores to record")
+    scores = [dict(score) for score in scores]
     updated = dataclasses.replace(entry, metrics=scores[0], evaluations=scores[1:])
     write_entry(updated)
     return updated

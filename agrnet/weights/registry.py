@@ -3,12 +3,13 @@
 An entry is three files in the registry folder (``agrnet/trained/`` in the installed package, or
 ``$AGRNET_WEIGHTS_DIR``, or the ``directory`` argument): ``<name>.safetensors`` (the state dict, parameters in
 fp16, buffers as trained: BatchNorm statistics in fp32, integer counters as int64), ``<name>.json`` (the metadata
-``ModelWeights`` reads: checksum, label schema, ``AGRNet`` arguments, input size, the command and commit that
-trained it, metrics, training data and its terms) and ``<name>.md`` (the model card written from that metadata).
-Every ``*.json`` of the folder is an entry; ``agrnet.weights.export`` writes all three from a training checkpoint.
+``ModelWeights`` reads: checksum, label schema, the ``AGRNetConfig`` as ``model_config``, input size, the command and
+commit that trained it, metrics, training data and its terms) and ``<name>.md`` (the model card written from that
+metadata). Every ``*.json`` of the folder is an entry; ``agrnet.weights.export`` writes all three from a training
+checkpoint.
 
-``load(name)`` verifies the sha256, casts the tensors back to float32 and loads them strictly into
-``AGRNet(**model_config)``, like torchvision's ``WeightsEnum.get_state_dict`` with ``check_hash``.
+``load(name)`` verifies the sha256, casts the tensors back to float32 and loads them strictly into the AGRNet of
+``model_config``, like torchvision's ``WeightsEnum.get_state_dict`` with ``check_hash``.
 """
 
 from __future__ import annotations
@@ -135,12 +136,12 @@ class ModelWeights:
         return state_from_bytes(self.read())
 
     def load(self, map_location: str | torch.device = "cpu") -> tuple[nn.Module, LabelSchema]:
-        """``AGRNet(**model_config)`` with these weights loaded strictly, in eval mode on ``map_location``, and
-        its label schema."""
-        from agrnet.model import AGRNet
+        """The AGRNet of ``model_config`` (an ``AGRNetConfig``) with these weights loaded strictly, in eval mode on
+        ``map_location``, and its label schema."""
+        from agrnet.model import AGRNet, AGRNetConfig
 
         state = self.get_state_dict()
-        model = AGRNet(**self.model_config)
+        model = AGRNet.from_config(AGRNetConfig(**self.model_config))
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
@@ -211,20 +212,39 @@ class UnknownWeightsError(ValueError):
     """A name that no registry entry has; the message lists the known ones."""
 
 
-def available(directory: str | os.PathLike[str] | None = None) -> dict[str, ModelWeights]:
-    """Every entry of the registry folder (see ``weights_dir``), by name, sorted."""
+def _folder(directory: str | os.PathLike[str] | None) -> Path:
     folder = weights_dir(directory)
     if not folder.is_dir():
         raise FileNotFoundError(f"weights folder {folder}: no such folder")
-    return {entry.name: entry for entry in map(ModelWeights.from_json, sorted(folder.glob("*.json")))}
+    return folder
+
+
+def read_entries(directory: str | os.PathLike[str] | None = None) -> dict[str, ModelWeights | ValueError]:
+    """Every entry of the registry folder (see ``weights_dir``), by name, sorted: its metadata, or the error that
+    says why it cannot be read, so that a broken entry never hides the others."""
+    entries: dict[str, ModelWeights | ValueError] = {}
+    for path in sorted(_folder(directory).glob("*.json")):
+        try:
+            entries[path.stem] = ModelWeights.from_json(path)
+        except ValueError as error:
+            entries[path.stem] = error
+    return entries
+
+
+def available(directory: str | os.PathLike[str] | None = None) -> dict[str, ModelWeights]:
+    """Every entry of the registry folder (see ``weights_dir``), by name, sorted; the first broken one raises its
+    ValueError."""
+    entries = read_entries(directory)
+    for entry in entries.values():
+        if isinstance(entry, ValueError):
+            raise entry
+    return {entry.name: entry for entry in entries.values() if isinstance(entry, ModelWeights)}
 
 
 def get(name: str, directory: str | os.PathLike[str] | None = None) -> ModelWeights:
     """The entry called ``name`` (``fasseg-resnet18`` or ``FASSEG_RESNET18``). Only that entry's metadata is read,
     so a broken entry never stands in the way of another."""
-    folder = weights_dir(directory)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"weights folder {folder}: no such folder")
+    folder = _folder(directory)
     path = folder / f"{name.lower().replace('_', '-')}.json"
     if not path.is_file():
         known = ", ".join(sorted(file.stem for file in folder.glob("*.json"))) or f"none (no entries in {folder})"
@@ -236,9 +256,7 @@ def verify(names: Sequence[str] = (), directory: str | os.PathLike[str] | None =
     """Check entries ``names`` (default: every ``*.json`` of the registry folder): metadata readable and complete,
     file present with the recorded sha256, weights fitting ``model_config``. Maps each name to None when it is
     fine, else to the reason it is not."""
-    folder = weights_dir(directory)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"weights folder {folder}: no such folder")
+    folder = _folder(directory)
     results: dict[str, str | None] = {}
     for name in names or sorted(file.stem for file in folder.glob("*.json")):
         try:

@@ -1,0 +1,108 @@
+"""What the book's chapters need besides figures: the model and faces a graph chapter pictures
+(``agrnet.book.chapter``), where its data is (``agrnet.book.folders``), the results as the book states them
+(``agrnet.book.results``), and the tables and sentences a chapter shows of its data and settings
+(``agrnet.book.tables``), of the model it runs (``agrnet.book.model``) and of scores (``agrnet.book.scores``). Every
+public name is here: a chapter imports from ``agrnet.book``."""
+
+from agrnet.book.chapter import (
+    FASSEG_WEIGHTS,
+    SYNTHETIC_WEIGHTS,
+    UNTRAINED_CONFIG,
+    ChapterModel,
+    chapter_model,
+    numbered_faces,
+    source,
+    untrained_warning,
+)
+from agrnet.book.folders import (
+    CELEBAMASK_FOLDERS,
+    FASSEG_FOLDERS,
+    celebamask_as_fasseg,
+    find_celebamask,
+    find_fasseg,
+)
+from agrnet.book.model import adjacency_reading, own_class_report, raw_and_final_report, taps_table
+from agrnet.book.results import (
+    DROPPED_OPTIONS,
+    VERDICT_WORDS,
+    domain_gap_scores,
+    example_predictions,
+    experiment_results,
+    experiments_table,
+    machine_line,
+    main_result_notes,
+    portable_command,
+    protocol_text,
+    results_at_a_glance,
+)
+from agrnet.book.scores import (
+    boundary_line,
+    errors_table,
+    errors_text,
+    f1_and_iou_table,
+    pooling_table,
+    ranked_rows,
+    reports_table,
+)
+from agrnet.book.tables import (
+    PRESET_FOLDERS,
+    class_areas_table,
+    loss_weights_table,
+    mapping_table,
+    pairs_and_groups_table,
+    preset_commands,
+    presets_table,
+    readers_table,
+    sample_table,
+    schemas_table,
+    validations_table,
+)
+
+__all__ = [
+    "CELEBAMASK_FOLDERS",
+    "DROPPED_OPTIONS",
+    "FASSEG_FOLDERS",
+    "FASSEG_WEIGHTS",
+    "PRESET_FOLDERS",
+    "SYNTHETIC_WEIGHTS",
+    "UNTRAINED_CONFIG",
+    "VERDICT_WORDS",
+    "ChapterModel",
+    "adjacency_reading",
+    "boundary_line",
+    "celebamask_as_fasseg",
+    "chapter_model",
+    "class_areas_table",
+    "domain_gap_scores",
+    "errors_table",
+    "errors_text",
+    "example_predictions",
+    "experiment_results",
+    "experiments_table",
+    "f1_and_iou_table",
+    "find_celebamask",
+    "find_fasseg",
+    "loss_weights_table",
+    "machine_line",
+    "main_result_notes",
+    "mapping_table",
+    "numbered_faces",
+    "own_class_report",
+    "pairs_and_groups_table",
+    "pooling_table",
+    "portable_command",
+    "preset_commands",
+    "presets_table",
+    "protocol_text",
+    "ranked_rows",
+    "raw_and_final_report",
+    "readers_table",
+    "reports_table",
+    "results_at_a_glance",
+    "sample_table",
+    "schemas_table",
+    "source",
+    "taps_table",
+    "untrained_warning",
+    "validations_table",
+]
