@@ -581,3 +581,10 @@ def test_curves_figure_draws_each_runs_curve_in_its_variants_colour():
     assert viz.figure_problems(figure) == []
     with pytest.raises(ValueError, match="curve"):
         viz.curves_figure({"variants": {}, "runs": [{"variant": "x", "seed": 0}]})
+
+
+def test_baseline_and_agrnet_names_what_is_missing():
+    from agrnet.book import baseline_and_agrnet
+
+    line, rows = baseline_and_agrnet("no-such-weights", "fasseg-resnet18", None, 3)
+    assert rows == [] and line == "No comparison: the weights 'no-such-weights' and FASSEG not found here."

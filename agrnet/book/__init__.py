@@ -25,6 +25,7 @@ from agrnet.book.model import adjacency_reading, own_class_report, raw_and_final
 from agrnet.book.results import (
     DROPPED_OPTIONS,
     VERDICT_WORDS,
+    baseline_and_agrnet,
     domain_gap_scores,
     example_predictions,
     experiment_results,
@@ -59,6 +60,7 @@ from agrnet.book.tables import (
 )
 
 __all__ = [
+    "baseline_and_agrnet",
     "CELEBAMASK_FOLDERS",
     "DROPPED_OPTIONS",
     "FASSEG_FOLDERS",

@@ -217,6 +217,46 @@ def example_predictions(
     return line, rows
 
 
+def baseline_and_agrnet(
+    baseline: str, agrnet: str, data_root: str | os.PathLike[str] | None, count: int, split: str = "test-unseen"
+) -> tuple[str, list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """The paper's Fig. 5 on FASSEG: the shipped weights ``baseline`` and ``agrnet`` on every face of ``split``,
+    and the faces a rule picks (``agrnet.analysis.largest_changes``): the ``count`` where AGRNet gains most over
+    the baseline and the ``count`` where it loses most, by each face's mean F1. One line saying what is shown (or
+    what is missing) and the rows of ``agrnet.viz.baseline_and_agrnet_figure``, none when the weights or the faces
+    are not here."""
+    from agrnet.analysis import image_scores, largest_changes
+    from agrnet.predict import Predictor
+
+    entries = installed_weights(None)
+    missing = [f"the weights {name!r}" for name in (baseline, agrnet) if name not in entries]
+    missing += [] if data_root is not None else ["FASSEG"]
+    if missing:
+        return f"No comparison: {' and '.join(missing)} not found here.", []
+    faces = Fasseg(data_root, split)
+    samples = [faces[i] for i in range(len(faces))]
+    labels = [sample["label"] for sample in samples]
+    predictions = {
+        name: [Predictor.from_weights(name, device="cpu")(sample["image"]) for sample in samples]
+        for name in (baseline, agrnet)
+    }
+    before, after = (image_scores(predictions[name], labels, faces.schema) for name in (baseline, agrnet))
+    gains, losses = largest_changes(before, after, count)
+    rows = [
+        (f"face {samples[i]['name']}, {100 * (after[i] - before[i]):+.1f}", samples[i]["image"], labels[i],
+         predictions[baseline][i], predictions[agrnet][i])
+        for i in gains + losses
+    ]  # fmt: skip
+    better = int((after > before).sum())
+    line = (
+        f"{baseline} against {agrnet} on the {len(samples)} faces of FASSEG {split}: AGRNet scores higher on "
+        f"{better} faces, lower on {int((after < before).sum())}; the mean of the per-face mean F1 is "
+        f"{100 * before.mean():.1f} against {100 * after.mean():.1f}. Shown: the {count} largest gains, then the "
+        f"{count} largest losses."
+    )
+    return line, rows
+
+
 def domain_gap_scores(results: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """The domain-gap experiment in lines, each with the Markdown table of its scores per head yaw where it has them
     (``agrnet.experiments.yaw_table``): one line per run and split scored, then the command."""
