@@ -41,7 +41,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from agrnet.data.labels import LabelSchema
-from agrnet.framing import FASSEG_FRAME, FRAMES, FaceFrame, frame_for, require_frame
+from agrnet.framing import CONTEXT, FASSEG_FRAME, FRAMES, FaceFrame, frame_for, require_frame
 from agrnet.metrics import ConfusionMatrix
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -50,12 +50,6 @@ DETECTION_SIDE = 1024
 """Photos whose longer side exceeds this are searched for faces at this size (the landmarks are scaled back)."""
 MIN_PHOTO_SIDE = 32
 """Photos with a side shorter than this are too small to hold a face worth parsing; they are not searched."""
-CONTEXT = 1.6
-"""How much wider than the model's frame the context view of each face is (``FaceFrame.widened``): a face's
-crop says what lies inside the frame, its context view (the face 1.6 times smaller) what lies around it, the hair
-above and the neck below that the training crops cut off. Chosen on FASSEG ``val`` through the photo pipeline
-(``agrnet evaluate --dataset fasseg --split val --photos``) among 1 (none), 1.3, 1.6 and 2 with
-``fasseg-photo-resnet18``: mean F1 81.8, 85.6, 87.2 and 87.2."""
 
 
 @dataclass(frozen=True)
@@ -271,13 +265,13 @@ class CropParser(Protocol):
 
 def parse_photo(
     predictor: CropParser, image: PhotoImage, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
-    crop_height: int = 512, faces: list[Face] | None = None, context: float | None = CONTEXT,
+    crop_height: int = 512, faces: list[Face] | None = None, context: float = CONTEXT,
 ) -> PhotoParsing:  # fmt: skip
-    """Detect every face of ``image`` (a ``PhotoImage``), parse each in ``frame`` (``crop_height`` pixels tall)
-    with ``predictor`` and paste the parsings back (``combine_faces``): a photo with no face is all background, with
-    ``faces`` empty. With ``context`` (> 1), each face is parsed a second time in its frame widened by ``context``,
-    and that view labels the pixels around the crop (``inside``). ``faces`` given (in the photo's coordinates) skip
-    the detection."""
+    """Detect every face of ``image`` (a ``PhotoImage``), parse each in ``frame`` (``crop_height`` pixels tall) with
+    ``predictor`` and paste the parsings back (``combine_faces``): a photo with no face is all background, with
+    ``faces`` empty. With ``context`` > 1, each face is parsed a second time in its frame widened by ``context``,
+    and that view labels the pixels around the crop (``inside``); 1 parses the crop alone. ``faces`` given (in the
+    photo's coordinates) skip the detection."""
     photo_size = _photo_size(image)
     if faces is None:
         if isinstance(image, torch.Tensor):
@@ -289,7 +283,7 @@ def parse_photo(
     for face in faces:
         crop, matrix, probabilities = parse_crop(predictor, image, face, frame, crop_height)
         face_pasted = paste_back(probabilities, matrix, photo_size)
-        if context is not None and context > 1:
+        if context > 1:
             _, wide_matrix, wide_probabilities = parse_crop(predictor, image, face, frame.widened(context), crop_height)
             face_pasted = inside(face_pasted, paste_back(wide_probabilities, wide_matrix, photo_size))
         pasted.append(face_pasted)
@@ -327,7 +321,7 @@ def inside(
 
 def score_photos(
     predictor: CropParser, dataset: Dataset, detector: FaceDetector, frame: FaceFrame = FASSEG_FRAME,
-    crop_height: int = 512,
+    crop_height: int = 512, context: float = CONTEXT,
 ) -> dict[str, Any]:  # fmt: skip
     """Score ``predictor`` through the photo pipeline (``parse_photo``) on a dataset of whole photos (samples with
     ``image`` at the label's size and ``label`` in the predictor's schema): the report of ``agrnet.evaluate``
@@ -343,7 +337,7 @@ def score_photos(
         sample = dataset[index]
         if tuple(sample["image"].shape[-2:]) != tuple(sample["label"].shape):
             raise ValueError(f"{sample['name']}: the photo pipeline needs the image at its label's size")
-        parsing = parse_photo(predictor, sample["image"], detector, frame, crop_height)
+        parsing = parse_photo(predictor, sample["image"], detector, frame, crop_height, context=context)
         confusion.update(parsing.label.flatten(), sample["label"].flatten())
         faces_per_image.append(len(parsing.faces))
         if not parsing.faces:
@@ -351,7 +345,7 @@ def score_photos(
     report = confusion.to_dict(schema.classes, schema.groups)
     report.update(
         schema=schema.name, num_images=len(dataset), confusion_matrix=confusion.matrix.tolist(),
-        faces_per_image=faces_per_image, no_face=no_face, pipeline="photo",
+        faces_per_image=faces_per_image, no_face=no_face, pipeline="photo", context=context,
     )  # fmt: skip
     return report
 
@@ -376,6 +370,7 @@ def combine_faces(
 
 
 __all__ = [
+    "CONTEXT",
     "FASSEG_FRAME",
     "FRAMES",
     "CropParser",

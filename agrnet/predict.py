@@ -39,6 +39,7 @@ from agrnet.evaluate import (
     warn_on_version,
 )
 from agrnet.files import BadFileError
+from agrnet.framing import CONTEXT
 from agrnet.model import AGRNetOutput
 from agrnet.model.agrnet import image_range
 from agrnet.runtime import parse_device
@@ -324,13 +325,15 @@ class Predictor:
 
     def parse_photo(
         self, image: ImageLike, detector: FaceDetector | None = None, frame: FaceFrame | None = None,
-        crop_height: int = 512,
+        crop_height: int = 512, context: float = CONTEXT,
     ) -> PhotoParsing:  # fmt: skip
         """Parse every face of a whole photo (``agrnet.faces.parse_photo``): detect the faces, align each to
-        ``frame``, parse it and paste its parsing back; ``label`` of the result has the photo's size.
+        ``frame``, parse it and its context view (``context`` times wider; 1: none) and paste the parsing back;
+        ``label`` of the result has the photo's size.
         ``detector`` defaults to YuNet's shipped model, ``frame`` to the one of the model's schema
         (``agrnet.faces.frame_for``): a ValueError for a schema without one (parse aligned images with ``parse``)."""
         from agrnet.faces import FaceDetector, parse_photo, require_frame
 
         frame = frame or require_frame(self.schema)
-        return parse_photo(self, as_image_tensor(image), detector or FaceDetector(), frame, crop_height)
+        detector = detector or FaceDetector()
+        return parse_photo(self, as_image_tensor(image), detector, frame, crop_height, context=context)

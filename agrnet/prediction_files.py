@@ -22,6 +22,7 @@ from agrnet.evaluate import (
     predict_logits,
 )
 from agrnet.files import atomic_write
+from agrnet.framing import CONTEXT
 from agrnet.predict import Predictor, label_image, open_reduced, overlay_in_place, resize_labels
 
 if TYPE_CHECKING:
@@ -211,9 +212,10 @@ def _parse_aligned(predictor: Predictor, chunk: Sequence[tuple[Path, Path]], wri
 
 def _parse_photo(
     predictor: Predictor, path: Path, name: Path, writer: _Writer, detector: FaceDetector, frame: FaceFrame,
-    crops: bool, whole_if_no_face: bool,
+    crops: bool, whole_if_no_face: bool, context: float,
 ) -> None:  # fmt: skip
-    """Detect, align, parse and paste back every face of the photo at ``path``."""
+    """Detect, align, parse (with a context view ``context`` times wider) and paste back every face of the photo at
+    ``path``."""
     from agrnet.faces import DETECTION_SIDE, MIN_PHOTO_SIDE, parse_photo
 
     try:
@@ -235,7 +237,7 @@ def _parse_photo(
     except READ_ERRORS as error:
         writer.result.failed.append((path, _reason(path, error)))
         return
-    parsing = parse_photo(predictor, picture, detector, frame, faces=faces)
+    parsing = parse_photo(predictor, picture, detector, frame, faces=faces, context=context)
     writer.parsing(path, name, parsing.label, picture)
     writer.result.faces += len(faces)
     if crops:
@@ -253,6 +255,7 @@ def predict_files(
     frame: FaceFrame | None = None,
     crops: bool = False,
     whole_if_no_face: bool = False,
+    context: float = CONTEXT,
 ) -> PredictionFiles:
     """Parse image files and folders; write ``labels/<name>.png`` (paletted ids) and ``overlays/<name>.png``, both
     at the image's size, under ``out_dir``, and ``OUTPUT_MARKER`` there.
@@ -260,9 +263,10 @@ def predict_files(
     Without ``detector`` each image is taken to show one face in the model's framing and is resized whole to the
     model's input. With a ``detector`` (``agrnet.faces.FaceDetector``) each image is a photo: every face is
     detected, aligned to ``frame`` (default: the one of the model's schema, ``agrnet.faces.frame_for``), parsed and
-    pasted back; ``crops`` also writes ``crops/<name>-face<i>.png`` (the aligned crop, i from 1, best detection
-    first) and ``crops/<name>-face<i>-labels.png`` (its parsing). A photo without a face is listed in ``no_face``;
-    nothing is written for it, unless ``whole_if_no_face`` parses it whole instead.
+    pasted back (each face with a context view ``context`` times wider: ``agrnet.framing.CONTEXT``); ``crops`` also
+    writes ``crops/<name>-face<i>.png`` (the aligned crop, i from 1, best detection first) and
+    ``crops/<name>-face<i>-labels.png`` (its parsing). A photo without a face is listed in ``no_face``; nothing is
+    written for it, unless ``whole_if_no_face`` parses it whole instead.
 
     Folders are searched as ``find_images`` does, leaving out ``out_dir``. Unreadable files are skipped and listed
     in ``failed`` with the reason.
@@ -281,7 +285,7 @@ def predict_files(
             _parse_aligned(predictor, chunk, writer)
         else:
             for path, name in chunk:
-                _parse_photo(predictor, path, name, writer, detector, frame, crops, whole_if_no_face)
+                _parse_photo(predictor, path, name, writer, detector, frame, crops, whole_if_no_face, context)
         bar.update(len(chunk))
     bar.close()
     return result

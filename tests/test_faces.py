@@ -168,7 +168,7 @@ def test_a_face_at_the_border_is_parsed_inside_the_photo_only_and_no_face_means_
     image = torch.rand(3, 120, 160)
     points = FASSEG_FRAME.points(100) + (-40.0, 50.0)  # the face runs off the left and bottom edges
     border = Face((0.0, 50.0, 60.0, 100.0), points, 0.9)
-    parsing = parse_photo(predictor, image, StubDetector([border]), context=None)
+    parsing = parse_photo(predictor, image, StubDetector([border]), context=1.0)
     assert parsing.label.shape == (120, 160) and len(parsing.crops) == 1
     crop_height, crop_width = FASSEG_FRAME.size(512)
     assert parsing.crops[0].shape == (3, crop_height, crop_width)
@@ -184,7 +184,7 @@ def test_the_context_view_labels_around_the_crop_and_the_crop_inside_it() -> Non
     predictor = Predictor(SkinModel(), FASSEG_SCHEMA, device="cpu", size=64)
     image = torch.rand(3, 300, 300)
     face = Face((100.0, 100.0, 70.0, 100.0), FASSEG_FRAME.points(100) + (115.0, 100.0), 0.9)
-    crop_only = parse_photo(predictor, image, StubDetector([face]), context=None).label == 1
+    crop_only = parse_photo(predictor, image, StubDetector([face]), context=1.0).label == 1
     widened = parse_photo(predictor, image, StubDetector([face]), context=2.0).label == 1
     rows, columns = crop_only.nonzero().T
     assert 95 <= rows.min() <= rows.max() <= 205 and 110 <= columns.min() <= columns.max() <= 190
@@ -384,6 +384,14 @@ def test_aligned_only_options_are_refused_with_aligned(tmp_path: Path, capsys: p
     assert main(["predict", str(GRACE_HOPPER), "--out", str(tmp_path), "--aligned", "--crops"]) == 2
     assert capsys.readouterr().err.strip() == (
         "agrnet predict: error: --crops: applies to whole photos, not to --aligned images"
+    )
+    assert main(["predict", str(GRACE_HOPPER), "--out", str(tmp_path), "--aligned", "--context", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "agrnet predict: error: --context: applies to whole photos, not to --aligned images"
+    )
+    assert main(["predict", str(GRACE_HOPPER), "--out", str(tmp_path), "--context", "0.5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "agrnet predict: error: --context: expected a factor >= 1 (1: no context view), got 0.5"
     )
 
 

@@ -17,9 +17,11 @@ from torch.utils.data import Dataset, Subset
 
 from agrnet.cli.model_source import (
     MissingModelError,
+    add_context_option,
     add_inference_options,
     add_model_source,
     add_switches,
+    check_context,
     load_model_source,
     model_source_record,
     model_source_words,
@@ -38,6 +40,7 @@ from agrnet.evaluate import (
     training_config,
 )
 from agrnet.files import check_writable, write_json
+from agrnet.framing import CONTEXT
 from agrnet.runtime import AMP_DTYPES, parse_device
 from agrnet.version import __version__
 
@@ -66,6 +69,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "before scoring; the weights stay as trained",
     )  # fmt: skip
     add_switches(parser, SWITCHES)
+    add_context_option(parser)
     add_inference_options(parser, "the checkpoint's", batch_size=1)
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
@@ -166,6 +170,7 @@ def _command(args: argparse.Namespace, size: int) -> str:
     words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
     words += ["--flip"] if args.flip else []
     words += ["--photos"] if args.photos else []
+    words += ["--context", f"{args.context:g}"] if args.photos and args.context != CONTEXT else []
     words += ["--recompute-bn", args.recompute_bn] if args.recompute_bn is not None else []
     words += ["--skip-bad"] if args.skip_bad else []
     return shlex.join(words)
@@ -183,7 +188,7 @@ def score_whole_photos(
     if args.skip_bad:
         raise ValueError("--skip-bad: not available with --photos")
     predictor = Predictor(model, schema, device=device, size=size, flip=args.flip, amp=AMP_DTYPES[args.amp])
-    report = score_photos(predictor, dataset, FaceDetector(), require_frame(schema))
+    report = score_photos(predictor, dataset, FaceDetector(), require_frame(schema), context=args.context)
     return {**report, "flip": args.flip, "skipped": []}
 
 
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         if args.size is not None:
             check_input_size(args.size, "--size")
         check_positive("--batch-size", args.batch_size)
+        check_context(args)
         if args.workers < 0:
             raise ValueError(f"--workers: expected an integer >= 0, got {args.workers}")
         if args.out is not None:

