@@ -3,6 +3,7 @@ IoU, plain against flip test-time augmentation, the best and worst faces, and wh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -157,3 +158,25 @@ def errors_text(breakdown: ErrorBreakdown, schema: LabelSchema, trained: bool, c
             "fewer than CelebAMask-HQ's 2,824."
         )
     return text
+
+
+def context_table(
+    names: Sequence[str], data_root: str | os.PathLike[str], factors: Sequence[float], split: str = "val"
+) -> str:
+    """The shipped weights ``names`` on FASSEG ``split`` through the photo pipeline, with each context view of
+    ``factors`` (``agrnet.faces.parse_photo``; 1: the crop alone): F1 (%) per class and the mean, as Markdown."""
+    from agrnet.data.fasseg import Fasseg
+    from agrnet.faces import FaceDetector, score_photos
+    from agrnet.predict import Predictor
+
+    faces, detector = Fasseg(data_root, split), FaceDetector()
+    classes = faces.schema.classes
+    lines = ["| weights | context | " + " | ".join(classes) + " | mean F1 |", "|---" * (len(classes) + 3) + "|"]
+    for name in names:
+        predictor = Predictor.from_weights(name, device="cpu")
+        for factor in factors:
+            report = score_photos(predictor, faces, detector, context=factor)
+            cells = " | ".join(f"{100 * report['f1'][c]:.1f}" for c in classes)
+            view = "none" if factor == 1 else f"{factor:g} x"
+            lines.append(f"| `{name}` | {view} | {cells} | **{100 * report['mean_f1']:.1f}** |")
+    return "\n".join(lines)
