@@ -33,6 +33,12 @@ def test_the_table_holds_the_numbers_of_the_results_files() -> None:
     assert f"({len(seeds)} seeds, 300 steps at 192 px) | {expected}: " in row
     assert row.endswith("| +1.4 | {doc}`ablations` |")
     assert "**Verdict.**" in text and f"({expected} points, where Table I(a) has +1.4)" in text
+    full, paper = _f1(RESULTS / "fasseg_long.json", "full"), _f1(RESULTS / "fasseg_long.json", "paper-baseline")
+    seeds = sorted(set(full) & set(paper))
+    difference = paired_difference([full[s] for s in seeds], [paper[s] for s in seeds])
+    expected = f"{100 * difference.mean:+.1f} [{100 * difference.low:+.1f}, {100 * difference.high:+.1f}]"
+    row = next(line for line in text.splitlines() if "on the main protocol, paired" in line)
+    assert f"({len(seeds)} seeds, 800 steps at 256 px) | {expected}: " in row and "at 192, it " in text
 
 
 def test_without_results_files_only_the_shipped_weights_are_there(tmp_path: Path) -> None:

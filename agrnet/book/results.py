@@ -38,8 +38,9 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
     from agrnet.stats import verdict
 
     folder = Path(folder)
-    main, ablation, topk, pretrained = (
-        load_results(folder, name) for name in ("fasseg-main", "fasseg-ablation", "fasseg-topk", "fasseg-pretrained")
+    main, ablation, topk, pretrained, long = (
+        load_results(folder, name)
+        for name in ("fasseg-main", "fasseg-ablation", "fasseg-topk", "fasseg-pretrained", "fasseg-long")
     )
     rows = []
     if main is not None:
@@ -63,6 +64,8 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
          PAPER_MEAN_F1["top-1"] - PAPER_MEAN_F1["top-4"], topk),
         ("full AGRNet minus the paper's baseline, both from a backbone pretrained on the synthetic faces, paired",
          "full", "paper-baseline", PAPER_FULL_OVER_BASELINE, pretrained),
+        ("full AGRNet minus the paper's baseline on the main protocol, paired", "full", "paper-baseline",
+         PAPER_FULL_OVER_BASELINE, long),
     )  # fmt: skip
     read: dict[str, str] = {}
     for text, variant, reference, paper, results in contrasts:
@@ -95,6 +98,14 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
         sentences.append(
             f"From a backbone pretrained on the synthetic faces it still "
             f"{VERDICT_WORDS[reads]} that baseline ({interval_text(pretrained_difference)})."
+        )
+    long_difference = _difference(long, "full", "paper-baseline")
+    if sentences and long_difference is not None and long_difference["low"] is not None:
+        reads = verdict(long_difference["low"], long_difference["high"])
+        sentences.append(
+            f"Trained {long['protocol']['steps']} steps at {long['protocol']['size']} px instead of "
+            f"{ablation['protocol']['steps']} at {ablation['protocol']['size']}, it {VERDICT_WORDS[reads]} that "
+            f"baseline ({interval_text(long_difference)})."
         )
     if "+edge/+adaptive projection" in read:
         edge = _difference(ablation, "+edge", "+adaptive projection")
