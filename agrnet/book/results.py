@@ -92,21 +92,16 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
             f"points, where Table I(a) has {PAPER_FULL_OVER_BASELINE:+.1f}): the paper's central claim is "
             + ("reproduced here." if read["full/paper-baseline"] == "helps" else "not reproduced at this scale.")
         )
-    pretrained_difference = _difference(pretrained, "full", "paper-baseline")
-    if sentences and pretrained_difference is not None and pretrained_difference["low"] is not None:
-        reads = verdict(pretrained_difference["low"], pretrained_difference["high"])
-        sentences.append(
-            f"From a backbone pretrained on the synthetic faces it still "
-            f"{VERDICT_WORDS[reads]} that baseline ({interval_text(pretrained_difference)})."
-        )
-    long_difference = _difference(long, "full", "paper-baseline")
-    if sentences and long_difference is not None and long_difference["low"] is not None:
-        reads = verdict(long_difference["low"], long_difference["high"])
-        sentences.append(
-            f"Trained {long['protocol']['steps']} steps at {long['protocol']['size']} px instead of "
-            f"{ablation['protocol']['steps']} at {ablation['protocol']['size']}, it {VERDICT_WORDS[reads]} that "
-            f"baseline ({interval_text(long_difference)})."
-        )
+    regimes = [(pretrained, "From a backbone pretrained on the synthetic faces it still")]
+    if long is not None and ablation is not None:
+        steps, size = ablation["protocol"]["steps"], ablation["protocol"]["size"]
+        regimes.append((long, f"Trained {long['protocol']['steps']} steps at {long['protocol']['size']} px instead "
+                              f"of {steps} at {size}, it"))  # fmt: skip
+    for results, opening in regimes:
+        difference = _difference(results, "full", "paper-baseline")
+        if sentences and difference is not None and difference["low"] is not None:
+            reads = verdict(difference["low"], difference["high"])
+            sentences.append(f"{opening} {VERDICT_WORDS[reads]} that baseline ({interval_text(difference)}).")
     if "+edge/+adaptive projection" in read:
         edge = _difference(ablation, "+edge", "+adaptive projection")
         phrase = {"helps": "helps", "hurts": "hurts"}.get(read["+edge/+adaptive projection"], "cannot be told apart")
