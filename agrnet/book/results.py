@@ -30,6 +30,28 @@ def _difference(results: dict[str, Any] | None, variant: str, reference: str) ->
     return paired(results["runs"], reference).get(variant, {}).get("test")
 
 
+def _regime_sentences(
+    ablation: Mapping[str, Any] | None, pretrained: Mapping[str, Any] | None, long: Mapping[str, Any] | None
+) -> list[str]:
+    """The verdict of full AGRNet against the paper's baseline in each regime closer to the paper that has an
+    interval: from a pretrained backbone, and on the main protocol."""
+    from agrnet.experiments import interval_text
+    from agrnet.stats import verdict
+
+    sentences = []
+    regimes = [(pretrained, "From a backbone pretrained on the synthetic faces it still")]
+    if long is not None and ablation is not None:
+        steps, size = ablation["protocol"]["steps"], ablation["protocol"]["size"]
+        regimes.append((long, f"Trained {long['protocol']['steps']} steps at {long['protocol']['size']} px instead "
+                              f"of {steps} at {size}, it"))  # fmt: skip
+    for results, opening in regimes:
+        difference = _difference(results, "full", "paper-baseline")
+        if difference is not None and difference["low"] is not None:
+            reads = verdict(difference["low"], difference["high"])
+            sentences.append(f"{opening} {VERDICT_WORDS[reads]} that baseline ({interval_text(difference)}).")
+    return sentences
+
+
 def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
     """The book's results in one Markdown table (what was run, our number with its 95 % interval, the paper's,
     the chapter that shows it) and two sentences of verdict, read from the results files in ``folder`` and the
@@ -92,16 +114,8 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
             f"points, where Table I(a) has {PAPER_FULL_OVER_BASELINE:+.1f}): the paper's central claim is "
             + ("reproduced here." if read["full/paper-baseline"] == "helps" else "not reproduced at this scale.")
         )
-    regimes = [(pretrained, "From a backbone pretrained on the synthetic faces it still")]
-    if long is not None and ablation is not None:
-        steps, size = ablation["protocol"]["steps"], ablation["protocol"]["size"]
-        regimes.append((long, f"Trained {long['protocol']['steps']} steps at {long['protocol']['size']} px instead "
-                              f"of {steps} at {size}, it"))  # fmt: skip
-    for results, opening in regimes:
-        difference = _difference(results, "full", "paper-baseline")
-        if sentences and difference is not None and difference["low"] is not None:
-            reads = verdict(difference["low"], difference["high"])
-            sentences.append(f"{opening} {VERDICT_WORDS[reads]} that baseline ({interval_text(difference)}).")
+    if sentences:
+        sentences += _regime_sentences(ablation, pretrained, long)
     if "+edge/+adaptive projection" in read:
         edge = _difference(ablation, "+edge", "+adaptive projection")
         phrase = {"helps": "helps", "hurts": "hurts"}.get(read["+edge/+adaptive projection"], "cannot be told apart")
