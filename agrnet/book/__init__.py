@@ -39,6 +39,7 @@ from agrnet.book.results import (
 from agrnet.book.scores import (
     boundary_line,
     context_table,
+    cross_dataset_table,
     errors_table,
     errors_text,
     f1_and_iou_table,
@@ -62,6 +63,7 @@ from agrnet.book.tables import (
 
 __all__ = [
     "context_table",
+    "cross_dataset_table",
     "baseline_and_agrnet",
     "CELEBAMASK_FOLDERS",
     "DROPPED_OPTIONS",

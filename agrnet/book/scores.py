@@ -180,3 +180,41 @@ def context_table(
             view = "none" if factor == 1 else f"{factor:g} x"
             lines.append(f"| `{name}` | {view} | {cells} | **{100 * report['mean_f1']:.1f}** |")
     return "\n".join(lines)
+
+
+def cross_dataset_table(
+    names: Sequence[str], celeba_root: str | os.PathLike[str], device: str = "cpu"
+) -> tuple[str, str]:
+    """Table IV across datasets: each of the shipped FASSEG-schema weights ``names`` on FASSEG frontal02 test (from
+    its card), on the CelebAMask-HQ faces at ``celeba_root`` read as FASSEG resized whole and through the photo
+    pipeline, beside the paper's rows between Helen and CelebAMask-HQ; F1 (%) of the five parts and the mean, as
+    Markdown, and a line saying in how many faces the last pipeline found a face."""
+    from agrnet.book.folders import celebamask_as_fasseg
+    from agrnet.evaluate import evaluate
+    from agrnet.faces import FaceDetector, score_photos
+    from agrnet.paper import PAPER_TABLE_IV
+    from agrnet.predict import Predictor
+    from agrnet.weights import get
+
+    classes = ["skin", "hair", "eyes", "nose", "mouth"]
+    lines = ["| model, faces | " + " | ".join(classes) + " | mean F1 |", "|---" * (len(classes) + 2) + "|"]
+    detector, scored = FaceDetector(), []
+    for name in names:
+        predictor = Predictor.from_weights(name, device=device)
+        resized = celebamask_as_fasseg(celeba_root, predictor.size[0])
+        scored += [
+            (f"{name}, FASSEG frontal02 test (in domain)", get(name).metrics),
+            (f"{name}, CelebAMask-HQ, resized whole", evaluate(predictor.model, resized, predictor.schema, device)),
+            (f"{name}, CelebAMask-HQ, photo pipeline",
+             score_photos(predictor, celebamask_as_fasseg(celeba_root), detector)),
+        ]  # fmt: skip
+    for title, report in scored:
+        cells = " | ".join(f"{100 * report['f1'][c]:.1f}" for c in classes)
+        lines.append(f"| {title} | {cells} | **{100 * report['mean_f1']:.1f}** |")
+    for (trained, tested), row in PAPER_TABLE_IV.items():
+        if trained.startswith(("Helen-Train", "CelebAMask")):
+            cells = " | ".join(str(row.get(c, "–")) for c in classes)
+            lines.append(f"| AGRNet (paper), {trained} → {tested} | {cells} | {row['overall']} (overall) |")
+    photos = scored[-1][1]
+    found = sum(count > 0 for count in photos["faces_per_image"])
+    return "\n".join(lines), f"{photos['num_images']} CelebAMask-HQ faces; the detector found a face in {found} of them"
