@@ -391,3 +391,27 @@ def test_an_experiment_trains_every_run_in_one_precision() -> None:
     old = {"settings": {"amp": "auto", "channels_last": "auto", "seed": 1}, "precision": {"amp": "none",
            "channels_last": True}}  # fmt: skip
     assert concrete_settings(old) == {"amp": "none", "channels_last": True, "seed": 1}
+
+
+def test_evaluations_added_later_are_scored_from_the_run_folder_and_named_when_it_is_gone(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tiny_model import tiny_checkpoint
+
+    from agrnet.experiments.runner import score_missing
+    from agrnet.experiments.spec import Evaluation, Variant
+
+    root = shared_data / "fasseg"
+    tiny_checkpoint(tmp_path / "run" / "last.pt", FASSEG_SCHEMA)
+    variant = Variant(evaluations=(Evaluation("test"), Evaluation("test-unseen")))
+    recorded = {"test": {"mean_f1": 0.5}}
+    run = {"variant": "full", "seed": 0, "settings": {"size": 64}, "metrics": dict(recorded)}
+    assert score_missing(run, variant, tmp_path / "run", root, flip=False) == ["test-unseen"]
+    assert run["metrics"]["test"] == recorded["test"], "what was recorded stays"
+    model, _, _ = load_model(tmp_path / "run" / "last.pt", map_location="cpu")
+    expected = evaluate(model, Fasseg(root, "test-unseen", EvalTransform(64)), FASSEG_SCHEMA, "cpu", batch_size=8)
+    assert run["metrics"]["test-unseen"]["mean_f1"] == pytest.approx(expected["mean_f1"])
+    assert score_missing(run, variant, tmp_path / "run", root, flip=False) == [], "nothing left to score"
+    gone = {"variant": "full", "seed": 1, "settings": {"size": 64}, "metrics": dict(recorded)}
+    assert score_missing(gone, variant, tmp_path / "gone", root, flip=False) == [] and gone["metrics"] == recorded
+    assert "full seed 1: lacks ['test-unseen']" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from agrnet.checkpoint import load_model
 from agrnet.config import TrainConfig, parse_overrides, preset_config
 from agrnet.experiments.results import cpu_time, new_results, update_results
 from agrnet.experiments.spec import (
@@ -29,7 +30,7 @@ from agrnet.experiments.spec import (
     Experiment,
     Variant,
 )
-from agrnet.experiments.worker import run_pool, train_and_score
+from agrnet.experiments.worker import run_pool, score, train_and_score
 from agrnet.training import choose_run_precision
 
 
@@ -165,6 +166,28 @@ def checked_overrides(
     return settings
 
 
+def score_missing(run: dict[str, Any], variant: Variant, folder: Path, data_root: Path, flip: bool) -> list[str]:
+    """Score a recorded ``run`` on the evaluations of ``variant`` its ``metrics`` lack (evaluations added to the
+    experiment after it ran), from the last checkpoint in its run ``folder``, and add them to ``metrics``; the keys
+    scored. A run whose checkpoint is gone keeps its metrics, and stderr says what it lacks."""
+    wanted = [(evaluation, key, with_flip) for evaluation in variant.evaluations
+              for key, with_flip in ((evaluation.key, False), (f"{evaluation.key} (flip)", True))
+              if key not in run["metrics"] and (flip or not with_flip)]  # fmt: skip
+    checkpoint = folder / "last.pt"
+    if wanted and not checkpoint.is_file():
+        lacking = [key for _, key, _ in wanted]
+        print(f"{run['variant']} seed {run['seed']}: lacks {lacking}; {checkpoint} is gone, not scored",
+              file=sys.stderr)  # fmt: skip
+        return []
+    if wanted:
+        model, _, _ = load_model(checkpoint, map_location="cpu")
+        for evaluation, key, with_flip in wanted:
+            run["metrics"][key] = score(model, data_root, evaluation, run["settings"]["size"], with_flip)
+        print(f"{run['variant']} seed {run['seed']}: scored {[key for _, key, _ in wanted]} from {checkpoint}",
+              file=sys.stderr)  # fmt: skip
+    return [key for _, key, _ in wanted]
+
+
 def plan_trainings(
     name: str,
     variants: Sequence[str],
@@ -188,8 +211,10 @@ def plan_trainings(
         for variant_name in variants:
             variant = experiment.variants[variant_name]
             settings = run_settings(experiment, variant, overrides, seed)
-            if any(run["variant"] == variant_name and run["settings"] == settings for run in runs):
+            recorded = next((r for r in runs if r["variant"] == variant_name and r["settings"] == settings), None)
+            if recorded is not None:
                 print(f"{name}: {variant_name} seed {seed} is already in {out}, skipped", file=sys.stderr)
+                score_missing(recorded, variant, run_folder(runs_dir, variant_name, settings), data_root, flip)
                 continue
             record = shared_record(elsewhere, variant, settings, flip)
             if record is not None:

@@ -150,9 +150,12 @@ EXPERIMENTS: dict[str, Experiment] = {
     "fasseg-domain-gap": Experiment(
         {
             "frontal02 -> multipose": Variant(
-                {"train_split": "train"}, (Evaluation("multipose-train", by_yaw=True), Evaluation("test"))
+                {"train_split": "train"},
+                (Evaluation("multipose-train", by_yaw=True), Evaluation("test"), Evaluation("test-unseen")),
             ),
-            "multipose -> frontal02": Variant({"train_split": "multipose-train"}, (Evaluation("test"),)),
+            "multipose -> frontal02": Variant(
+                {"train_split": "multipose-train"}, (Evaluation("test"), Evaluation("test-unseen"))
+            ),
         },
         (0,),
         "book/results/fasseg_domain_gap.json",
