@@ -311,8 +311,10 @@ def inside(
     probability mass pasted back) and the context view's elsewhere."""
     probabilities, (x0, y0, x1, y1) = pasted
     merged, (cx0, cy0, cx1, cy1) = context
-    if x1 <= x0 or y1 <= y0 or cx1 <= cx0 or cy1 <= cy0:
-        return pasted if cx1 <= cx0 or cy1 <= cy0 else context
+    if cx1 <= cx0 or cy1 <= cy0:
+        return pasted
+    if x1 <= x0 or y1 <= y0:
+        return context
     merged = merged.clone()
     window = merged[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
     window.copy_(torch.where(probabilities.sum(0) > 0.5, probabilities, window))

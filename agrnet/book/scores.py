@@ -166,6 +166,7 @@ def context_table(
     """The shipped weights ``names`` on FASSEG ``split`` through the photo pipeline, with each context view of
     ``factors`` (``agrnet.faces.parse_photo``; 1: the crop alone): F1 (%) per class and the mean, as Markdown."""
     from agrnet.data.fasseg import Fasseg
+    from agrnet.experiments.tables import f1_cells
     from agrnet.faces import FaceDetector, score_photos
     from agrnet.predict import Predictor
 
@@ -176,9 +177,8 @@ def context_table(
         predictor = Predictor.from_weights(name, device="cpu")
         for factor in factors:
             report = score_photos(predictor, faces, detector, context=factor)
-            cells = " | ".join(f"{100 * report['f1'][c]:.1f}" for c in classes)
             view = "none" if factor == 1 else f"{factor:g} x"
-            lines.append(f"| `{name}` | {view} | {cells} | **{100 * report['mean_f1']:.1f}** |")
+            lines.append(f"| `{name}` | {view} | {f1_cells(report, classes)} |")
     return "\n".join(lines)
 
 
@@ -191,6 +191,7 @@ def cross_dataset_table(
     Markdown, and a line saying in how many faces the last pipeline found a face."""
     from agrnet.book.folders import celebamask_as_fasseg
     from agrnet.evaluate import evaluate
+    from agrnet.experiments.tables import f1_cells
     from agrnet.faces import FaceDetector, score_photos
     from agrnet.paper import PAPER_TABLE_IV
     from agrnet.predict import Predictor
@@ -198,23 +199,20 @@ def cross_dataset_table(
 
     classes = ["skin", "hair", "eyes", "nose", "mouth"]
     lines = ["| model, faces | " + " | ".join(classes) + " | mean F1 |", "|---" * (len(classes) + 2) + "|"]
-    detector, scored = FaceDetector(), []
+    detector, photos, scored = FaceDetector(), celebamask_as_fasseg(celeba_root), []
     for name in names:
         predictor = Predictor.from_weights(name, device=device)
         resized = celebamask_as_fasseg(celeba_root, predictor.size[0])
         scored += [
             (f"{name}, FASSEG frontal02 test (in domain)", get(name).metrics),
             (f"{name}, CelebAMask-HQ, resized whole", evaluate(predictor.model, resized, predictor.schema, device)),
-            (f"{name}, CelebAMask-HQ, photo pipeline",
-             score_photos(predictor, celebamask_as_fasseg(celeba_root), detector)),
-        ]  # fmt: skip
-    for title, report in scored:
-        cells = " | ".join(f"{100 * report['f1'][c]:.1f}" for c in classes)
-        lines.append(f"| {title} | {cells} | **{100 * report['mean_f1']:.1f}** |")
+            (f"{name}, CelebAMask-HQ, photo pipeline", score_photos(predictor, photos, detector)),
+        ]
+    lines += [f"| {title} | {f1_cells(report, classes)} |" for title, report in scored]
     for (trained, tested), row in PAPER_TABLE_IV.items():
         if trained.startswith(("Helen-Train", "CelebAMask")):
             cells = " | ".join(str(row.get(c, "–")) for c in classes)
             lines.append(f"| AGRNet (paper), {trained} → {tested} | {cells} | {row['overall']} (overall) |")
-    photos = scored[-1][1]
-    found = sum(count > 0 for count in photos["faces_per_image"])
-    return "\n".join(lines), f"{photos['num_images']} CelebAMask-HQ faces; the detector found a face in {found} of them"
+    last = scored[-1][1]
+    found = sum(count > 0 for count in last["faces_per_image"])
+    return "\n".join(lines), f"{last['num_images']} CelebAMask-HQ faces; the detector found a face in {found} of them"

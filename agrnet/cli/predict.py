@@ -93,12 +93,10 @@ def check_options(args: argparse.Namespace) -> None:
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha: expected a value in [0, 1], got {args.alpha}")
     if args.aligned:
-        for flag in ("crops", "whole_if_no_face", "detector"):
-            if getattr(args, flag) not in (None, False):
+        for flag, default in (("crops", False), ("whole_if_no_face", False), ("detector", None), ("context", CONTEXT)):
+            if getattr(args, flag) != default:
                 option = "--" + flag.replace("_", "-")
                 raise ValueError(f"{option}: applies to whole photos, not to --aligned images")
-        if args.context != CONTEXT:
-            raise ValueError("--context: applies to whole photos, not to --aligned images")
 
 
 def check_inputs(inputs: list[Path], default_weights: bool) -> None:

@@ -89,7 +89,7 @@ def shared_record(
 ) -> dict[str, Any] | None:
     """The record of a run in ``elsewhere`` (``recorded_elsewhere``) that is this training, scored on the same
     evaluations (with flip TTA as asked), without its variant and seed and with ``shared_from`` naming it."""
-    splits = {e.key for e in variant.evaluations} | {f"{e.key} (flip)" for e in variant.evaluations if flip}
+    splits = {e.key for e in variant.evaluations} | {e.flip_key for e in variant.evaluations if flip}
     for source, run in elsewhere:
         if (
             run["evaluations"] == variant.evaluations and set(run["metrics"]) == splits
@@ -171,21 +171,20 @@ def score_missing(run: dict[str, Any], variant: Variant, folder: Path, data_root
     experiment after it ran), from the last checkpoint in its run ``folder``, and add them to ``metrics``; the keys
     scored. A run whose checkpoint is gone keeps its metrics, and stderr says what it lacks."""
     wanted = [(evaluation, key, with_flip) for evaluation in variant.evaluations
-              for key, with_flip in ((evaluation.key, False), (f"{evaluation.key} (flip)", True))
+              for key, with_flip in ((evaluation.key, False), (evaluation.flip_key, True))
               if key not in run["metrics"] and (flip or not with_flip)]  # fmt: skip
+    keys = [key for _, key, _ in wanted]
     checkpoint = folder / "last.pt"
-    if wanted and not checkpoint.is_file():
-        lacking = [key for _, key, _ in wanted]
-        print(f"{run['variant']} seed {run['seed']}: lacks {lacking}; {checkpoint} is gone, not scored",
-              file=sys.stderr)  # fmt: skip
+    if not wanted:
         return []
-    if wanted:
-        model, _, _ = load_model(checkpoint, map_location="cpu")
-        for evaluation, key, with_flip in wanted:
-            run["metrics"][key] = score(model, data_root, evaluation, run["settings"]["size"], with_flip)
-        print(f"{run['variant']} seed {run['seed']}: scored {[key for _, key, _ in wanted]} from {checkpoint}",
-              file=sys.stderr)  # fmt: skip
-    return [key for _, key, _ in wanted]
+    if not checkpoint.is_file():
+        print(f"{run['variant']} seed {run['seed']}: lacks {keys}; {checkpoint} is gone, not scored", file=sys.stderr)
+        return []
+    model, _, _ = load_model(checkpoint, map_location="cpu")
+    for evaluation, key, with_flip in wanted:
+        run["metrics"][key] = score(model, data_root, evaluation, run["settings"]["size"], with_flip)
+    print(f"{run['variant']} seed {run['seed']}: scored {keys} from {checkpoint}", file=sys.stderr)
+    return keys
 
 
 def plan_trainings(

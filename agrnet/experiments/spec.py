@@ -63,6 +63,11 @@ class Evaluation:
         """The name of this evaluation's report in a run's ``metrics``: the split, "(photos)" added."""
         return f"{self.split} (photos)" if self.photos else self.split
 
+    @property
+    def flip_key(self) -> str:
+        """The name of this evaluation's report with flip test-time augmentation: ``key``, "(flip)" added."""
+        return f"{self.key} (flip)"
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -106,7 +111,7 @@ ZOOM_EVALUATIONS = (Evaluation("val"), Evaluation("val", photos=True), Evaluatio
 show the hair, neck and clothes that frontal02's tight crops cut off), and both test splits."""
 ZOOM_OUT = (0.55, 1.2)
 """The scale range of the zoom-out augmentation: down to a face 0.55 times its size, smaller than the photo
-pipeline's context view shows it (1 / ``agrnet.faces.CONTEXT`` = 0.625)."""
+pipeline's context view shows it (1 / ``agrnet.framing.CONTEXT`` = 0.625)."""
 
 PAPER_BASELINE = Variant({"use_graph": False, "use_edge": False, "use_boundary": False})
 """The paper's baseline, Table I(a) row 1: ResNet and pyramid pooling trained with cross-entropy alone."""

@@ -120,6 +120,11 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def f1_cells(report: Mapping[str, Any], classes: Sequence[str]) -> str:
+    """The Markdown cells of a report's F1 (%) for each of ``classes``, then its mean F1 in bold."""
+    return " | ".join(percent(report["f1"][c]) for c in classes) + f" | **{percent(report['mean_f1'])}**"
+
+
 def experiment_section(results: Mapping[str, Any], place: str | None = None) -> str:
     """A paired experiment under its name in bold, ``place`` (where it was scored, e.g. "frontal02 test") and what
     its file holds (``progress``): the heading and the ``paired_table``."""
@@ -142,9 +147,7 @@ def runs_table(results: Mapping[str, Any], classes: Sequence[str]) -> str:
     for run in results["runs"]:
         for split, report in run["metrics"].items():
             lines.append(
-                f"| {run['seed']} | {split} | "
-                + " | ".join(percent(report["f1"][c]) for c in classes)
-                + f" | **{percent(report['mean_f1'])}** | {percent(report['miou'])} | "
+                f"| {run['seed']} | {split} | {f1_cells(report, classes)} | {percent(report['miou'])} | "
                 f"{run['steps']} | {run['seconds_per_step']:.2f} |"
             )
     return "\n".join(lines)

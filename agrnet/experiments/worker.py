@@ -98,7 +98,7 @@ def train_and_score(
     model, _, payload = load_model(run_dir / "last.pt", map_location="cpu")
     metrics = {e.key: score(model, root, e, config.size) for e in evaluations}
     if flip:
-        metrics |= {f"{e.key} (flip)": score(model, root, e, config.size, True) for e in evaluations}
+        metrics |= {e.flip_key: score(model, root, e, config.size, True) for e in evaluations}
     return {
         "curve": training_curve(run_dir / "log.jsonl"),
         "run_dir": str(run_dir), "steps": payload["step"], "steps_planned": config.steps,

@@ -132,13 +132,20 @@ def raw_and_final_figure(
     return figure
 
 
+def _grey_with(image: ImageLike, marks: Sequence[tuple[torch.Tensor, Sequence[float]]]) -> torch.Tensor:
+    """A grey copy of the image (float 3 x H x W in [0, 1]) with the pixels of each mask of ``marks`` painted in
+    its RGB colour, in order."""
+    picture = as_image_tensor(image)
+    grey = picture.mean(0, keepdim=True).expand(3, -1, -1).clone()
+    for mask, colour in marks:
+        grey[:, mask] = torch.tensor(colour, dtype=grey.dtype)[:, None]
+    return grey
+
+
 def wrong_pixels(image: ImageLike, prediction: torch.Tensor, label: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
     """A grey copy of the image with the wrongly labelled pixels in red: float 3 x H x W in [0, 1]."""
-    picture = as_image_tensor(image)
     wrong = (prediction.cpu() != label.cpu()) & (label.cpu() != schema.ignore_index)
-    errors = picture.mean(0, keepdim=True).expand(3, -1, -1).clone()
-    errors[:, wrong] = torch.tensor([1.0, 0.0, 0.0])[:, None]
-    return errors
+    return _grey_with(image, [(wrong, (1.0, 0.0, 0.0))])
 
 
 @book_styled
@@ -185,15 +192,11 @@ def paired_errors(image: ImageLike, baseline: torch.Tensor, agrnet: torch.Tensor
                   schema: LabelSchema) -> torch.Tensor:  # fmt: skip
     """A grey copy of the image with the pixels that the baseline, AGRNet or both label wrongly in the colours of
     ``WRONG_COLOURS``: float 3 x H x W in [0, 1]."""
-    picture = as_image_tensor(image)
     label = label.cpu()
     valid = label != schema.ignore_index
     wrong_baseline, wrong_agrnet = (baseline.cpu() != label) & valid, (agrnet.cpu() != label) & valid
-    errors = picture.mean(0, keepdim=True).expand(3, -1, -1).clone()
     masks = (wrong_baseline & ~wrong_agrnet, wrong_agrnet & ~wrong_baseline, wrong_baseline & wrong_agrnet)
-    for mask, colour in zip(masks, WRONG_COLOURS.values(), strict=True):
-        errors[:, mask] = torch.tensor(colour)[:, None]
-    return errors
+    return _grey_with(image, list(zip(masks, WRONG_COLOURS.values(), strict=True)))
 
 
 @book_styled
