@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from agrnet.data.transforms import APPEARANCE
+from agrnet.data.transforms import AUGMENTATIONS
 from agrnet.losses import PAPER_WEIGHTS, TERMS
 from agrnet.model.backbone import OUTPUT_STRIDES
 from agrnet.runtime import AMP_CHOICES
@@ -32,7 +32,8 @@ class TrainConfig:
     "synthetic"); ``num_images`` / ``num_val_images`` limit the splits to their first images (for synthetic faces:
     how many to draw); ``size`` is the square input side; ``rotation`` (degrees), ``scale`` and ``flip`` are the
     training augmentation, ``augment`` the appearance augmentations for faces from elsewhere (``agrnet.data.
-    transforms.APPEARANCE``: "photometric", "background", "glasses"), each applied with probability ``augment_p``.
+    transforms.AUGMENTATIONS``: "photometric", "background", "glasses", "leaves"), each applied with probability
+    ``augment_p``.
     ``batch_size`` is the global batch, split evenly over DDP processes.
 
     Model: the fields of ``agrnet.model.AGRNetConfig`` but ``num_classes``, which the dataset gives
@@ -152,9 +153,9 @@ class TrainConfig:
         if len(self.loss_weights) != len(TERMS):
             raise ValueError(f"loss_weights: expected {len(TERMS)} values for {TERMS}, got {self.loss_weights}")
         self.augment = tuple(str(kind) for kind in self.augment)
-        unknown = sorted(set(self.augment) - set(APPEARANCE))
+        unknown = sorted(set(self.augment) - set(AUGMENTATIONS))
         if unknown:
-            raise ValueError(f"augment: unknown {unknown}; choose from {list(APPEARANCE)}")
+            raise ValueError(f"augment: unknown {unknown}; choose from {list(AUGMENTATIONS)}")
         if not 0 <= self.augment_p <= 1:
             raise ValueError(f"augment_p: expected a probability in [0, 1], got {self.augment_p}")
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:

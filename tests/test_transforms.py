@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import functional as TF
 
 from agrnet.data import CELEBAMASK_HQ, LAPA, EvalTransform, SyntheticFaces, TrainTransform, label_edges
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
-from agrnet.data.transforms import Appearance
+from agrnet.data.transforms import Appearance, dead_leaves
 
 
 def _halves_sample(height: int = 32, width: int = 40) -> dict:
@@ -169,6 +172,8 @@ def test_appearance_changes_the_image_where_it_should_and_never_the_label() -> N
     torch.manual_seed(0)
     background = Appearance(FASSEG_SCHEMA, ("background",), p=1.0)(sample["image"], label)
     assert (background[:, label == 0] != 0.5).any() and (background[:, label > 0] == 0.5).all()
+    leaves = Appearance(FASSEG_SCHEMA, ("leaves",), p=1.0)(sample["image"], label)
+    assert (leaves[:, label == 0] != 0.5).any() and (leaves[:, label > 0] == 0.5).all()
     glasses = Appearance(FASSEG_SCHEMA, ("glasses",), p=1.0)(sample["image"], label)
     changed = (glasses != 0.5).any(0)
     assert changed.any() and not changed[:12].any() and not changed[40:].any(), "frames lie around the eyes only"
@@ -186,3 +191,21 @@ def test_appearance_changes_the_image_where_it_should_and_never_the_label() -> N
     assert Appearance(FASSEG_SCHEMA, p=0.0)(sample["image"], label).equal(sample["image"])
     with pytest.raises(ValueError, match=r"augment: unknown \['hands'\]"):
         Appearance(FASSEG_SCHEMA, ("hands",))
+
+
+def test_dead_leaves_hide_each_other_take_the_faces_colours_and_stay_in_range() -> None:
+    skin = torch.tensor([[0.8, 0.6, 0.5]])
+    torch.manual_seed(0)
+    scene = dead_leaves(96, 64, skin, count=40)
+    assert scene.shape == (3, 96, 64) and 0 <= scene.min() and scene.max() <= 1
+    torch.manual_seed(0)
+    assert torch.equal(dead_leaves(96, 64, skin, count=40), scene), "seeded: the same scene"
+    # Unblurred, each pixel holds exactly one leaf's colour; about half the leaves wear the face's colour.
+    with mock.patch.object(TF, "gaussian_blur", lambda image, *args: image):
+        torch.manual_seed(1)
+        sharp = dead_leaves(96, 64, skin, count=40)
+    colours = sharp.flatten(1).T.unique(dim=0)
+    assert 2 <= len(colours) <= 41 and (colours == skin).all(1).any()
+    torch.manual_seed(2)
+    assert dead_leaves(32, 32, torch.empty(0, 3)).shape == (3, 32, 32), "no face pixels: random colours only"
+

@@ -45,8 +45,10 @@ def check_input_size(size: int | tuple[int, int] | list[int], name: str = "--siz
     return int(height), int(width)
 
 
-APPEARANCE = ("photometric", "background", "glasses")
+AUGMENTATIONS = ("photometric", "background", "glasses", "leaves")
 """The appearance augmentations ``Appearance`` can apply, for faces from elsewhere than the training set."""
+APPEARANCE = AUGMENTATIONS[:3]
+"""The recipe of the shipped photo model ``fasseg-photo-resnet18`` (experiment ``fasseg-photo``)."""
 
 
 def procedural_background(height: int, width: int) -> torch.Tensor:
@@ -60,6 +62,29 @@ def procedural_background(height: int, width: int) -> torch.Tensor:
     gradient = start + (end - start) * (ramp / ramp.max().clamp(min=1e-6))
     mix = torch.rand(())
     return (mix * noise + (1 - mix) * gradient).clamp(0, 1)
+
+
+def dead_leaves(height: int, width: int, colours: torch.Tensor, count: int = 40) -> torch.Tensor:
+    """A dead-leaves scene (3 x H x W in [0, 1]): ``count`` discs and boxes of random size (many small, few large),
+    position and aspect, each hiding the ones dropped before it, seen out of focus (a Gaussian blur of random
+    width). Half the leaves take the colour of a random row of ``colours`` (K x 3: the face's own pixels, so that
+    skin and hair tones appear in the background too), the others a random colour between grey and saturated.
+    Dead leaves have the occlusions and the scale statistics of natural images (Lee, Mumford and Huang, IJCV 2001);
+    torch's global generator."""
+    ys = torch.linspace(0, 1, height)[:, None]
+    xs = torch.linspace(0, 1, width)[None, :]
+    centre_y, centre_x, size, aspect, boxy, own = torch.rand(6, count, 1, 1)
+    radius = 0.03 + 0.4 * size**3
+    dy, dx = (ys - centre_y) / radius, (xs - centre_x) / (radius * (0.5 + aspect))
+    leaves = torch.where(boxy < 0.5, dy**2 + dx**2 < 1, (dy.abs() < 1) & (dx.abs() < 1))
+    top = (leaves * torch.arange(1, count + 1)[:, None, None]).amax(0)  # the last leaf over a pixel; 0: none
+    grey, saturation = torch.rand(2, count + 1, 1)
+    random = grey + saturation * (torch.rand(count + 1, 3) - grey)  # from grey to fully saturated
+    picked = colours[torch.randint(len(colours), (count + 1,))] if len(colours) else random
+    palette = torch.where(torch.cat([torch.ones(1), own.flatten()])[:, None] < 0.5, picked, random)
+    scene = palette[top].permute(2, 0, 1)
+    sigma = float(torch.empty(()).uniform_(0.1, 4.0))
+    return TF.gaussian_blur(scene, [2 * round(3 * sigma) + 1] * 2, [sigma, sigma]).clamp(0, 1)
 
 
 def glasses_frames(label: torch.Tensor, eye_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -98,9 +123,11 @@ def glasses_frames(label: torch.Tensor, eye_ids: list[int]) -> tuple[torch.Tenso
 class Appearance:
     """Appearance augmentation for faces unlike the training set's (image only: labels are unchanged).
 
-    Each of ``kinds`` (``APPEARANCE``) applies with probability ``p``:
+    Each of ``kinds`` (``AUGMENTATIONS``) applies with probability ``p``:
     - "background": pixels labelled background (id 0) or ignored (the affine's uncovered border) are replaced by a
       ``procedural_background`` texture, so the face sits on a new background (FASSEG's label holds its outline);
+    - "leaves": as "background", by a ``dead_leaves`` scene coloured in part by the face's own pixels (after
+      "background", so it wins when both are drawn);
     - "glasses": ``glasses_frames`` are drawn over the face; the eyes stay labelled as eyes (FASSEG labels eyes
       behind frames as eyes; CelebAMask-HQ's score leaves eyeglasses out);
     - "photometric": colour jitter (brightness, contrast, saturation, hue), gamma, greyscale, Gaussian blur,
@@ -109,9 +136,9 @@ class Appearance:
     """
 
     def __init__(self, schema: LabelSchema, kinds: tuple[str, ...] = APPEARANCE, p: float = 0.5) -> None:
-        unknown = sorted(set(kinds) - set(APPEARANCE))
+        unknown = sorted(set(kinds) - set(AUGMENTATIONS))
         if unknown:
-            raise ValueError(f"augment: unknown {unknown}; choose from {list(APPEARANCE)}")
+            raise ValueError(f"augment: unknown {unknown}; choose from {list(AUGMENTATIONS)}")
         if not 0 <= p <= 1:
             raise ValueError(f"augment probability: expected a value in [0, 1], got {p}")
         self.schema, self.kinds, self.p = schema, tuple(kinds), p
@@ -128,9 +155,12 @@ class Appearance:
 
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """``image`` (3 x H x W in [0, 1]) with the augmentations drawn for it; ``label`` (H x W) places them."""
+        outside = (label == 0) | (label == self.schema.ignore_index)
         if "background" in self.kinds and torch.rand(()) < self.p:
-            outside = (label == 0) | (label == self.schema.ignore_index)
             image = torch.where(outside, procedural_background(*label.shape).to(image), image)
+        if "leaves" in self.kinds and torch.rand(()) < self.p:
+            face = image.flatten(1)[:, ~outside.flatten()].T.float()
+            image = torch.where(outside, dead_leaves(*label.shape, face).to(image), image)
         if "glasses" in self.kinds and self.eye_ids and torch.rand(()) < self.p:
             frames = glasses_frames(label, self.eye_ids)
             if frames is not None:
