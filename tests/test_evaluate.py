@@ -207,6 +207,13 @@ def test_cli_reports_a_missing_checkpoint(tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err
 
 
+def test_cli_refuses_context_without_photos(capsys):
+    assert main(["evaluate", "--weights", "fasseg-resnet18", "--context", "2", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "agrnet evaluate: error: --context: applies to whole photos, which agrnet evaluate scores with --photos"
+    )
+
+
 def test_celebamask_hq_is_scored_as_fasseg_resized_or_through_the_photo_pipeline(shared_data, tmp_path, capsys):
     """A FASSEG model on CelebAMask-HQ faces: labels read through CELEBAMASK_HQ_AS_FASSEG, each image resized whole
     (as `evaluate` scores) or through the photo pipeline (as `agrnet.faces.score_photos` scores)."""

@@ -170,7 +170,7 @@ def _command(args: argparse.Namespace, size: int) -> str:
     words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
     words += ["--flip"] if args.flip else []
     words += ["--photos"] if args.photos else []
-    words += ["--context", f"{args.context:g}"] if args.photos and args.context != CONTEXT else []
+    words += ["--context", f"{args.context:g}"] if args.photos and args.context not in (None, CONTEXT) else []
     words += ["--recompute-bn", args.recompute_bn] if args.recompute_bn is not None else []
     words += ["--skip-bad"] if args.skip_bad else []
     return shlex.join(words)
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         if args.size is not None:
             check_input_size(args.size, "--size")
         check_positive("--batch-size", args.batch_size)
-        check_context(args)
+        check_context(args, args.photos, "which agrnet evaluate scores with --photos")
         if args.workers < 0:
             raise ValueError(f"--workers: expected an integer >= 0, got {args.workers}")
         if args.out is not None:

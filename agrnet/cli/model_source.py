@@ -56,15 +56,20 @@ def add_inference_options(parser: argparse.ArgumentParser, size_default: str, ba
 def add_context_option(parser: argparse.ArgumentParser) -> None:
     """``--context``: how much wider than the model's frame the photo pipeline's second view of each face is."""
     parser.add_argument(
-        "--context", type=float, default=CONTEXT, metavar="FACTOR",
+        "--context", type=float, default=None, metavar="FACTOR",
         help=f"photo pipeline: parse each face a second time in a view FACTOR times wider than the model's frame, "
         f"for the hair, neck and clothes around the crop (default: {CONTEXT}; 1: the crop alone)",
     )  # fmt: skip
 
 
-def check_context(args: argparse.Namespace) -> None:
-    """Raise ValueError when ``--context`` is below 1."""
-    if not args.context >= 1:
+def check_context(args: argparse.Namespace, photos: bool, otherwise: str) -> None:
+    """Set ``args.context`` to ``CONTEXT`` when ``--context`` is not given; raise ValueError when it is given below 1,
+    or where no photo pipeline runs (``photos`` False; ``otherwise`` ends the line and says why)."""
+    if args.context is None:
+        args.context = CONTEXT
+    elif not photos:
+        raise ValueError(f"--context: applies to whole photos, {otherwise}")
+    elif not args.context >= 1:
         raise ValueError(f"--context: expected a factor >= 1 (1: no context view), got {args.context}")
 
 

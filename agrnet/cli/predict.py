@@ -13,7 +13,6 @@ from agrnet.data.transforms import check_input_size
 from agrnet.evaluate import check_positive
 from agrnet.faces import FaceDetector, frame_for
 from agrnet.files import check_writable
-from agrnet.framing import CONTEXT
 from agrnet.predict import DEFAULT_WEIGHTS, Predictor
 from agrnet.prediction_files import PredictionFiles, predict_files
 from agrnet.runtime import AMP_DTYPES, parse_device
@@ -89,11 +88,11 @@ def check_options(args: argparse.Namespace) -> None:
     if args.size is not None:
         check_input_size(args.size, "--size")
     check_positive("--batch-size", args.batch_size)
-    check_context(args)
+    check_context(args, not args.aligned, "not to --aligned images")
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha: expected a value in [0, 1], got {args.alpha}")
     if args.aligned:
-        for flag, default in (("crops", False), ("whole_if_no_face", False), ("detector", None), ("context", CONTEXT)):
+        for flag, default in (("crops", False), ("whole_if_no_face", False), ("detector", None)):
             if getattr(args, flag) != default:
                 option = "--" + flag.replace("_", "-")
                 raise ValueError(f"{option}: applies to whole photos, not to --aligned images")
