@@ -20,6 +20,7 @@ from agrnet.book.folders import (
     celebamask_as_fasseg,
     find_celebamask,
     find_fasseg,
+    most_background_face,
 )
 from agrnet.book.model import adjacency_reading, own_class_report, raw_and_final_report, taps_table
 from agrnet.book.results import (
@@ -88,6 +89,7 @@ __all__ = [
     "f1_and_iou_table",
     "find_celebamask",
     "find_fasseg",
+    "most_background_face",
     "loss_weights_table",
     "machine_line",
     "main_result_notes",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agrnet.data.base import Sample
 from agrnet.data.datasets import MappedLabels, build_dataset
 from agrnet.data.fasseg import Fasseg
 from agrnet.data.labels import CELEBAMASK_HQ_AS_FASSEG
@@ -23,6 +24,13 @@ def fasseg_test_faces(data_root: str | os.PathLike[str] | None) -> Fasseg | None
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return None
     return dataset if len(dataset) else None
+
+
+def most_background_face(data_root: str | os.PathLike[str]) -> Sample:
+    """Of FASSEG's ``val`` faces at ``data_root``, the one with the largest share of background pixels: the face a
+    figure of a background augmentation shows."""
+    faces = Fasseg(data_root, "val")
+    return max((faces[i] for i in range(len(faces))), key=lambda face: (face["label"] == 0).float().mean().item())
 
 
 FASSEG_FOLDERS = ("../data/fasseg", "data/fasseg", "../../shared/data/fasseg")

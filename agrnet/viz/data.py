@@ -1,10 +1,10 @@
 """Figures of the data: synthetic faces above their label maps, the edge ground truth of a label map up close, what
 a horizontal flip does to left and right, and random draws of the training augmentation. The faces are LaPa's
-classes (synthetic faces), whose left eye is id 4 and right eye id 5."""
+classes (synthetic faces), whose left eye is id 4 and right eye id 5, unless a figure takes a schema."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from matplotlib.figure import Figure
@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from agrnet.data.base import Sample
 from agrnet.data.edges import label_edges
-from agrnet.data.labels import LAPA
+from agrnet.data.labels import LAPA, LabelSchema
 from agrnet.data.synthetic import SyntheticFaces
 from agrnet.predict import blend
 from agrnet.viz.style import BOOK_WIDTH, book_figure, book_styled, legend_handles
@@ -105,20 +105,29 @@ def flip_figure(image: torch.Tensor, label: torch.Tensor) -> Figure:
 
 
 @book_styled
-def augmentations_figure(face: Sample, augment: Callable[[Sample], Sample], draws: int = 6) -> Figure:
-    """``draws`` draws of the augmentation ``augment`` of a LaPa ``face``, one per column: the image, its label
-    and its edge ground truth. The draws come from torch's global generator."""
+def augmentations_figure(
+    face: Sample,
+    augment: Callable[[Sample], Sample],
+    draws: int = 6,
+    schema: LabelSchema = LAPA,
+    legend: Sequence[int] = (2, 3, 4, 5),
+) -> Figure:
+    """``draws`` draws of the augmentation ``augment`` of a ``face`` of ``schema``, one per column: the image, its
+    label and its edge ground truth; the legend names the classes ``legend``. The draws come from torch's global
+    generator."""
     figure = book_figure(height=4.3)
     axes = figure.subplots(3, draws)
     for column in range(draws):
         drawn = augment(face)
-        axes[0, column].imshow(drawn["image"].permute(1, 2, 0))
-        axes[1, column].imshow(LAPA.colorize(drawn["label"]).permute(1, 2, 0))
+        axes[0, column].imshow(drawn["image"].permute(1, 2, 0).clamp(0, 1))
+        axes[1, column].imshow(schema.colorize(drawn["label"]).permute(1, 2, 0))
         axes[2, column].imshow(drawn["edge"], cmap="gray_r")
         for ax in axes[:, column]:
             ax.set_xticks([])
             ax.set_yticks([])
     for ax, name in zip(axes[:, 0], ("image", "label", "edge"), strict=True):
         ax.set_ylabel(name)
-    figure.legend(handles=legend_handles(LAPA, [2, 3, 4, 5]), loc="outside lower center", ncols=4, frameon=False)
+    figure.legend(
+        handles=legend_handles(schema, legend), loc="outside lower center", ncols=len(legend), frameon=False
+    )
     return figure
