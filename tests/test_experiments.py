@@ -28,11 +28,13 @@ from agrnet.experiments import (
     class_table,
     concrete_settings,
     experiment_precision,
+    interval_text,
     load_results,
     paired,
     paired_table,
     parts_table,
     progress,
+    rerun_table,
     run_folder,
     run_settings,
     same_training,
@@ -293,6 +295,30 @@ def test_a_run_whose_checkpoint_is_gone_is_trained_again_for_what_it_lacks(
     assert again["replaces"] == {"metrics": old, "device": run["precision"]["device"], "lacked": ["test-unseen"]}
     assert (Path(again["run_dir"]) / "last.pt").is_file()
     assert json.loads(out.read_text())["history"][-1]["command"].endswith("--retrain-missing")
+
+
+def test_a_rerun_is_set_beside_the_first_training_variant_by_variant() -> None:
+    def run(variant: str, seed: int, test: float, unseen: float | None = None, **extra: Any) -> dict:
+        metrics = {"test": {"mean_f1": test}} | ({"test-unseen": {"mean_f1": unseen}} if unseen else {})
+        return {"variant": variant, "seed": seed, "metrics": metrics, **extra}
+
+    def results(runs: list[dict]) -> dict:
+        variants = {"baseline": {}, "full": {}, "other": {}}
+        return {"reference": "baseline", "variants": variants, "runs": runs, "paired": paired(runs, "baseline")}
+
+    first = results([run("baseline", s, 0.80) for s in (0, 1)] + [run("full", s, f) for s, f in ((0, 0.78), (1, 0.77))])
+    again = results(
+        [run("baseline", s, 0.81, 0.80, shared_from="first") for s in (0, 1)]
+        + [run("full", 0, 0.785, 0.79), run("full", 1, 0.80, 0.78)]
+    )
+    lines = rerun_table(first, again).splitlines()
+    assert lines[0].startswith("| variant | first: minus baseline, test | again: minus baseline, test | again: minus")
+    assert lines[2] == "| baseline | reference | reference | reference | 2 | same runs |"
+    first_full = interval_text(first["paired"]["full"]["test"])
+    assert first_full.startswith("-2.5 [")
+    assert lines[3].startswith(f"| full | {first_full} | -1.8 [") and "| -1.5 [" in lines[3]
+    assert lines[3].endswith("| 2 | 3.0 |"), "seed 1 of full moved most: 77.0 -> 80.0"
+    assert len(lines) == 4, "a variant with no run again has no row"
 
 
 def test_paired_differences_and_their_interval() -> None:

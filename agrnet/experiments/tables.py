@@ -167,6 +167,41 @@ def verdict_lines(results: Mapping[str, Any], split: str = "test") -> str:
     return "\n".join(lines)
 
 
+def rerun_table(
+    first: Mapping[str, Any], again: Mapping[str, Any], splits: Sequence[str] = ("test", "test-unseen")
+) -> str:
+    """An experiment trained twice, ``again`` with the variants, seeds and settings of ``first`` on another machine:
+    per variant, its paired difference to the reference in ``first`` on test and in ``again`` on each of ``splits``,
+    the seeds ``again`` holds, and how far its runs' test mean F1 moved between the two, seed by seed (largest
+    change; "same runs" where ``again`` reused ``first``'s records)."""
+    reference = first["reference"]
+    lines = [
+        f"| variant | first: minus {reference}, test | "
+        + " | ".join(f"again: minus {reference}, {split}" for split in splits)
+        + " | seeds again | largest change of a run (test) |",
+        "|---" * (len(splits) + 4) + "|",
+    ]
+    scores = {(run["variant"], run["seed"]): run for run in first["runs"]}
+    for variant in again["variants"]:
+        runs = [run for run in again["runs"] if run["variant"] == variant]
+        if not runs:
+            continue
+        cells = [_difference(first, variant, "test")] + [_difference(again, variant, split) for split in splits]
+        moved = [abs(run["metrics"]["test"]["mean_f1"] - scores[variant, run["seed"]]["metrics"]["test"]["mean_f1"])
+                 for run in runs if (variant, run["seed"]) in scores and "shared_from" not in run]  # fmt: skip
+        change = f"{100 * max(moved):.1f}" if moved else "same runs"
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {len(runs)} | {change} |")
+    return "\n".join(lines)
+
+
+def _difference(results: Mapping[str, Any], variant: str, split: str) -> str:
+    """``variant``'s paired difference to the reference on ``split`` (``interval_text``), "reference" or "–"."""
+    if variant == results["reference"]:
+        return "reference"
+    difference = results.get("paired", {}).get(variant, {}).get(split)
+    return interval_text(difference) if difference is not None else "–"
+
+
 def _cell(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "–" if value is None else f"{scale * value:.{digits}f}"
 
