@@ -60,10 +60,11 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
     from agrnet.stats import verdict
 
     folder = Path(folder)
-    main, ablation, topk, pretrained, long = (
+    main, ablation, topk, pretrained, long, authors = (
         load_results(folder, name)
-        for name in ("fasseg-main", "fasseg-ablation", "fasseg-topk", "fasseg-pretrained", "fasseg-long")
-    )
+        for name in ("fasseg-main", "fasseg-ablation", "fasseg-topk", "fasseg-pretrained", "fasseg-long",
+                     "fasseg-authors")
+    )  # fmt: skip
     rows = []
     if main is not None:
         f1 = main["summary"]["full"]["test"]["mean_f1"]
@@ -88,6 +89,8 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
          "full", "paper-baseline", PAPER_FULL_OVER_BASELINE, pretrained),
         ("full AGRNet minus the paper's baseline on the main protocol, paired", "full", "paper-baseline",
          PAPER_FULL_OVER_BASELINE, long),
+        ("the authors' code's three departures from the paper together (P gated by E, E detached, their loss "
+         "weights) minus the paper's form, paired", "all three", "full", None, authors),
     )  # fmt: skip
     read: dict[str, str] = {}
     for text, variant, reference, paper, results in contrasts:
@@ -99,8 +102,9 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
         setting = results["protocol"]
         protocol = f"{difference['n']} seeds, {setting['steps']} steps at {setting['size']} px"
         printed = "–" if paper is None else f"{paper:+.1f}"
+        chapter = "real_faces" if results is authors else "ablations"
         rows.append(f"| {text} ({protocol}) | {interval_text(difference)}: {reads} | {printed} | "
-                    "{doc}`ablations` |")  # fmt: skip
+                    f"{{doc}}`{chapter}` |")  # fmt: skip
     if not rows:
         return "No results files yet: `agrnet experiment fasseg-main` makes the first."
     table = "| what was run | ours, FASSEG: mean F1 (%) or difference (points) | the paper, LaPa | shown in |\n"
