@@ -35,6 +35,7 @@ from agrnet.experiments import (
     parts_table,
     progress,
     rerun_table,
+    rule_line,
     run_folder,
     run_settings,
     same_training,
@@ -319,6 +320,22 @@ def test_a_rerun_is_set_beside_the_first_training_variant_by_variant() -> None:
     assert lines[3].startswith(f"| full | {first_full} | -1.8 [") and "| -1.5 [" in lines[3]
     assert lines[3].endswith("| 2 | 3.0 |"), "seed 1 of full moved most: 77.0 -> 80.0"
     assert len(lines) == 4, "a variant with no run again has no row"
+
+
+def test_a_keep_if_positive_rule_reads_the_mean_paired_difference() -> None:
+    scores = {"plain": (0.80, 0.82), "new": (0.81, 0.826)}
+    runs = [
+        {"variant": variant, "seed": seed, "metrics": {"val": {"mean_f1": f1}}}
+        for variant, values in scores.items()
+        for seed, f1 in enumerate(values)
+    ]
+    results = {"reference": "plain", "paired": paired(runs, "plain")}
+    assert rule_line(results, "new", "val") == (
+        "new minus plain on val, mean over seeds [0, 1]: +0.8 points, so by the rule (kept when above zero) it is kept."
+    )
+    runs[3]["metrics"]["val"]["mean_f1"] = 0.80  # differences +1.0 and -2.0
+    assert rule_line({**results, "paired": paired(runs, "plain")}, "new", "val").endswith("it is not kept.")
+    assert rule_line(results, "new", "test") == "new: no paired run on test yet."
 
 
 def test_paired_differences_and_their_interval() -> None:

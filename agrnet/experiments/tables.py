@@ -167,6 +167,17 @@ def verdict_lines(results: Mapping[str, Any], split: str = "test") -> str:
     return "\n".join(lines)
 
 
+def rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
+    """The verdict of a keep-if-positive rule fixed before the runs: ``variant``'s mean paired difference to the
+    reference on ``split`` over the seeds run, and whether that keeps it."""
+    difference = results.get("paired", {}).get(variant, {}).get(split)
+    if difference is None:
+        return f"{variant}: no paired run on {split} yet."
+    kept = "kept" if difference["mean"] > 0 else "not kept"
+    return (f"{variant} minus {results['reference']} on {split}, mean over seeds {difference['seeds']}: "
+            f"{100 * difference['mean']:+.1f} points, so by the rule (kept when above zero) it is {kept}.")  # fmt: skip
+
+
 def rerun_table(
     first: Mapping[str, Any], again: Mapping[str, Any], splits: Sequence[str] = ("test", "test-unseen")
 ) -> str:
