@@ -307,17 +307,21 @@ def test_a_rerun_is_set_beside_the_first_training_variant_by_variant() -> None:
         variants = {"baseline": {}, "full": {}, "other": {}}
         return {"reference": "baseline", "variants": variants, "runs": runs, "paired": paired(runs, "baseline")}
 
-    first = results([run("baseline", s, 0.80) for s in (0, 1)] + [run("full", s, f) for s, f in ((0, 0.78), (1, 0.77))])
+    amd, intel = {"precision": {"device": "AMD EPYC"}}, {"precision": {"device": "Intel Xeon"}}
+    first = results(
+        [run("baseline", s, 0.80, **amd) for s in (0, 1)]
+        + [run("full", 0, 0.78, **amd), run("full", 1, 0.77, **intel)]
+    )
     again = results(
         [run("baseline", s, 0.81, 0.80, shared_from="first") for s in (0, 1)]
         + [run("full", 0, 0.785, 0.79), run("full", 1, 0.80, 0.78)]
     )
     lines = rerun_table(first, again).splitlines()
-    assert lines[0].startswith("| variant | first: minus baseline, test | again: minus baseline, test | again: minus")
-    assert lines[2] == "| baseline | reference | reference | reference | 2 | same runs |"
+    assert lines[0].startswith("| variant | first trained on | first: minus baseline, test | again: minus baseline")
+    assert lines[2] == "| baseline | AMD EPYC | reference | reference | reference | 2 | same runs |"
     first_full = interval_text(first["paired"]["full"]["test"])
     assert first_full.startswith("-2.5 [")
-    assert lines[3].startswith(f"| full | {first_full} | -1.8 [") and "| -1.5 [" in lines[3]
+    assert lines[3].startswith(f"| full | AMD EPYC, Intel Xeon | {first_full} | -1.8 [") and "| -1.5 [" in lines[3]
     assert lines[3].endswith("| 2 | 3.0 |"), "seed 1 of full moved most: 77.0 -> 80.0"
     assert len(lines) == 4, "a variant with no run again has no row"
 

@@ -182,15 +182,15 @@ def rerun_table(
     first: Mapping[str, Any], again: Mapping[str, Any], splits: Sequence[str] = ("test", "test-unseen")
 ) -> str:
     """An experiment trained twice, ``again`` with the variants, seeds and settings of ``first`` on another machine:
-    per variant, its paired difference to the reference in ``first`` on test and in ``again`` on each of ``splits``,
-    the seeds ``again`` holds, and how far its runs' test mean F1 moved between the two, seed by seed (largest
-    change; "same runs" where ``again`` reused ``first``'s records)."""
+    per variant, the CPUs ``first`` trained it on, its paired difference to the reference in ``first`` on test and
+    in ``again`` on each of ``splits``, the seeds ``again`` holds, and how far its runs' test mean F1 moved between
+    the two, seed by seed (largest change; "same runs" where ``again`` reused ``first``'s records)."""
     reference = first["reference"]
     lines = [
-        f"| variant | first: minus {reference}, test | "
+        f"| variant | first trained on | first: minus {reference}, test | "
         + " | ".join(f"again: minus {reference}, {split}" for split in splits)
         + " | seeds again | largest change of a run (test) |",
-        "|---" * (len(splits) + 4) + "|",
+        "|---" * (len(splits) + 5) + "|",
     ]
     scores = {(run["variant"], run["seed"]): run for run in first["runs"]}
     for variant in again["variants"]:
@@ -201,7 +201,9 @@ def rerun_table(
         moved = [abs(run["metrics"]["test"]["mean_f1"] - scores[variant, run["seed"]]["metrics"]["test"]["mean_f1"])
                  for run in runs if (variant, run["seed"]) in scores and "shared_from" not in run]  # fmt: skip
         change = f"{100 * max(moved):.1f}" if moved else "same runs"
-        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {len(runs)} | {change} |")
+        devices = sorted({run.get("precision", {}).get("device", "?")
+                          for run in first["runs"] if run["variant"] == variant})  # fmt: skip
+        lines.append(f"| {variant} | {', '.join(devices)} | " + " | ".join(cells) + f" | {len(runs)} | {change} |")
     return "\n".join(lines)
 
 
