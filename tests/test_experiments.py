@@ -267,37 +267,6 @@ def test_a_killed_experiment_continues_its_unfinished_training(tiny_fasseg: Path
     assert [line["step"] for line in starts if line["kind"] == "start"] == [0] and len(results["history"]) == 1
 
 
-@pytest.mark.slow
-def test_a_run_whose_checkpoint_is_gone_is_trained_again_for_what_it_lacks(
-    tiny_fasseg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out, runs = tmp_path / "main.json", tmp_path / "runs"
-    argv = ["experiment", "fasseg-main", "--seeds", "0", "--set", "steps=2", *TINY, "--set", "num_val_images=1"]
-    argv += ["--set", "amp=none", "--set", "channels_last=false", "--data-root", str(tiny_fasseg)]
-    argv += ["--out", str(out), "--runs-dir", str(runs)]
-    assert cli_main(argv) == 0
-    results = json.loads(out.read_text())
-    (run,) = results["runs"]
-    # A run recorded before test-unseen existed, whose run folder was deleted since.
-    old = {"test": {**run["metrics"]["test"], "mean_f1": 0.123}}
-    run["metrics"] = old
-    out.write_text(json.dumps(results))
-    for path in Path(run["run_dir"]).iterdir():
-        path.unlink()
-    capsys.readouterr()
-
-    assert cli_main(argv) == 0, "without --retrain-missing, it is kept as it is"
-    assert json.loads(out.read_text())["runs"][0]["metrics"] == old
-    assert "lacks ['test-unseen']" in capsys.readouterr().err
-
-    assert cli_main([*argv, "--retrain-missing"]) == 0
-    (again,) = json.loads(out.read_text())["runs"]
-    assert set(again["metrics"]) == {"test", "test-unseen"} and again["metrics"]["test"]["mean_f1"] != 0.123
-    assert again["replaces"] == {"metrics": old, "device": run["precision"]["device"], "lacked": ["test-unseen"]}
-    assert (Path(again["run_dir"]) / "last.pt").is_file()
-    assert json.loads(out.read_text())["history"][-1]["command"].endswith("--retrain-missing")
-
-
 def test_a_rerun_is_set_beside_the_first_training_variant_by_variant() -> None:
     def run(variant: str, seed: int, test: float, unseen: float | None = None, **extra: Any) -> dict:
         metrics = {"test": {"mean_f1": test}} | ({"test-unseen": {"mean_f1": unseen}} if unseen else {})

@@ -40,11 +40,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "file (default: keep the runs the file holds with the same settings, continue unfinished ones from their "
         "last.pt and add the missing ones)",
     )  # fmt: skip
-    parser.add_argument(
-        "--retrain-missing", action="store_true", help="train again a recorded run that lacks an evaluation (one "
-        "added to the experiment after it ran) and whose checkpoint is gone; its record is replaced, the old one kept "
-        "under 'replaces'",
-    )  # fmt: skip
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -60,7 +55,6 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["--runs-dir", str(args.runs_dir)] if args.runs_dir != DEFAULT_RUNS_DIR else []
     words += ["--flip"] if args.flip else []
     words += ["--fresh"] if args.fresh else []
-    words += ["--retrain-missing"] if args.retrain_missing else []
     return shlex.join(words)
 
 
@@ -70,7 +64,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     return experiments.run_experiment(
         args.experiment, args.data_root, seeds=args.seeds, variants=args.variants, overrides=args.overrides,
         time_cap_minutes=args.time_cap_minutes, jobs=args.jobs, out=args.out, runs_dir=args.runs_dir,
-        flip=args.flip, fresh=args.fresh, retrain_missing=args.retrain_missing, command=command_line(args),
+        flip=args.flip, fresh=args.fresh, command=command_line(args),
     )  # fmt: skip
 
 

@@ -133,8 +133,6 @@ class Training:
     settings: dict[str, Any]
     config: TrainConfig
     evaluations: tuple[Evaluation, ...]
-    replaces: dict[str, Any] | None = None
-    """What the results file held for this run before it was trained again (``--retrain-missing``), or None."""
 
 
 def checked_overrides(
@@ -168,18 +166,13 @@ def checked_overrides(
     return settings
 
 
-def missing_evaluations(run: Mapping[str, Any], variant: Variant, flip: bool) -> list[tuple[Evaluation, str, bool]]:
-    """The evaluations of ``variant`` a recorded ``run``'s ``metrics`` lack: (evaluation, key, with flip)."""
-    return [(evaluation, key, with_flip) for evaluation in variant.evaluations
-            for key, with_flip in ((evaluation.key, False), (evaluation.flip_key, True))
-            if key not in run["metrics"] and (flip or not with_flip)]  # fmt: skip
-
-
 def score_missing(run: dict[str, Any], variant: Variant, folder: Path, data_root: Path, flip: bool) -> list[str]:
     """Score a recorded ``run`` on the evaluations of ``variant`` its ``metrics`` lack (evaluations added to the
     experiment after it ran), from the last checkpoint in its run ``folder``, and add them to ``metrics``; the keys
     scored. A run whose checkpoint is gone keeps its metrics, and stderr says what it lacks."""
-    wanted = missing_evaluations(run, variant, flip)
+    wanted = [(evaluation, key, with_flip) for evaluation in variant.evaluations
+              for key, with_flip in ((evaluation.key, False), (evaluation.flip_key, True))
+              if key not in run["metrics"] and (flip or not with_flip)]  # fmt: skip
     keys = [key for _, key, _ in wanted]
     checkpoint = folder / "last.pt"
     if not wanted:
@@ -206,12 +199,10 @@ def plan_trainings(
     runs_dir: Path,
     flip: bool,
     fresh: bool,
-    retrain_missing: bool = False,
 ) -> list[Training]:
     """The trainings of experiment ``name`` that neither ``runs`` (the results file's, with the same settings) nor
     another experiment's results file beside ``out`` (``shared_record``; added to ``runs``) holds, seed by seed.
-    With ``fresh``, their run folders are deleted first. With ``retrain_missing``, a recorded run that lacks an
-    evaluation and whose checkpoint is gone (``score_missing``) is trained again, to replace its record."""
+    With ``fresh``, their run folders are deleted first."""
     experiment = EXPERIMENTS[name]
     elsewhere = recorded_elsewhere(out, name)
     trainings = []
@@ -220,16 +211,10 @@ def plan_trainings(
             variant = experiment.variants[variant_name]
             settings = run_settings(experiment, variant, overrides, seed)
             recorded = next((r for r in runs if r["variant"] == variant_name and r["settings"] == settings), None)
-            replaces = None
             if recorded is not None:
+                print(f"{name}: {variant_name} seed {seed} is already in {out}, skipped", file=sys.stderr)
                 score_missing(recorded, variant, run_folder(runs_dir, variant_name, settings), data_root, flip)
-                lacking = [key for _, key, _ in missing_evaluations(recorded, variant, flip)]
-                if not (retrain_missing and lacking):
-                    print(f"{name}: {variant_name} seed {seed} is already in {out}, skipped", file=sys.stderr)
-                    continue
-                print(f"{name}: {variant_name} seed {seed} lacks {lacking}: trained again", file=sys.stderr)
-                replaces = {"metrics": recorded["metrics"], "device": recorded.get("precision", {}).get("device"),
-                            "lacked": lacking}  # fmt: skip
+                continue
             record = shared_record(elsewhere, variant, settings, flip)
             if record is not None:
                 print(f"{name}: {variant_name} seed {seed} is {record['shared_from']}, reused", file=sys.stderr)
@@ -237,10 +222,10 @@ def plan_trainings(
                 continue
             config = preset_config("fasseg", **settings, data_root=str(data_root), resume="auto")
             folder = run_folder(runs_dir, variant_name, settings)
-            if (fresh or replaces is not None) and folder.exists():
+            if fresh and folder.exists():
                 shutil.rmtree(folder)
             config.out = str(folder)
-            trainings.append(Training(variant_name, seed, settings, config, variant.evaluations, replaces))
+            trainings.append(Training(variant_name, seed, settings, config, variant.evaluations))
     return trainings
 
 
@@ -266,11 +251,8 @@ def train_all(
             for future in as_completed(futures):
                 training = futures[future]
                 record = future.result()
-                key = {"variant": training.variant, "seed": training.seed, "settings": training.settings}
-                if training.replaces is not None:  # the record it replaces stays in the file until now
-                    runs[:] = [run for run in runs if {name: run[name] for name in key} != key]
-                    record["replaces"] = training.replaces
-                runs.append({**key, **record, "metrics": record.pop("metrics")})
+                runs.append({"variant": training.variant, "seed": training.seed, "settings": training.settings,
+                             **record, "metrics": record.pop("metrics")})  # fmt: skip
                 runs.sort(key=lambda run: order.get((run["variant"], run["seed"]), -1))
                 finished()
         except BaseException:
@@ -292,7 +274,6 @@ def run_experiment(
     runs_dir: Path = DEFAULT_RUNS_DIR,
     flip: bool = False,
     fresh: bool = False,
-    retrain_missing: bool = False,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train and score every (seed, variant) of experiment ``name`` not yet in the results file; returns the
@@ -311,8 +292,6 @@ def run_experiment(
         flip: also score with flip test-time augmentation.
         fresh: train every run again (deleting its run folder) and replace the results file; by default the runs
             the file holds with the same settings are kept and unfinished ones continue from their ``last.pt``.
-        retrain_missing: train again a recorded run that lacks an evaluation of its variant and whose checkpoint is
-            gone; its new record replaces the old one, which it keeps under ``replaces`` (metrics, device, lacked).
         command: the command line the results file records (``agrnet experiment`` gives its own).
     """
     experiment = EXPERIMENTS[name]
@@ -333,8 +312,7 @@ def run_experiment(
         name, command, run_overrides, precision, time_cap_minutes, names, seeds, previous.get("history", [])
     )
     trainings = plan_trainings(
-        name, names, seeds, run_overrides, runs, out, data_root=data_root, runs_dir=runs_dir, flip=flip, fresh=fresh,
-        retrain_missing=retrain_missing,
+        name, names, seeds, run_overrides, runs, out, data_root=data_root, runs_dir=runs_dir, flip=flip, fresh=fresh
     )
     train_all(trainings, runs, jobs, data_root, flip, lambda: update_results(results, runs, experiment, wall, cpu, out))
     update_results(results, runs, experiment, wall, cpu, out)
