@@ -109,9 +109,6 @@ PHOTO_EVALUATIONS = (Evaluation("val"), Evaluation("test"), Evaluation("test-uns
 ZOOM_EVALUATIONS = (Evaluation("val"), Evaluation("val", photos=True), Evaluation("test"), Evaluation("test-unseen"))
 """Where the zoom-out experiment scores: ``val`` resized whole and through the photo pipeline (its multipose faces
 show the hair, neck and clothes that frontal02's tight crops cut off), and both test splits."""
-LEAVES_RULE = "keep the dead leaves if their mean paired difference on `val (photos)` is positive"
-"""The rule of ``fasseg-photo-leaves``, fixed before its runs (the zoom-out's): the leaves aim at backgrounds unlike
-FASSEG's, which no FASSEG split shows, so ``val`` can only tell that they cost nothing where it looks."""
 ZOOM_OUT = (0.55, 1.2)
 """The scale range of the zoom-out augmentation: down to a face 0.55 times its size, smaller than the photo
 pipeline's context view shows it (1 / ``agrnet.framing.CONTEXT`` = 0.625)."""
