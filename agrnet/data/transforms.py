@@ -48,7 +48,8 @@ def check_input_size(size: int | tuple[int, int] | list[int], name: str = "--siz
 AUGMENTATIONS = ("photometric", "background", "glasses", "leaves")
 """The appearance augmentations ``Appearance`` can apply, for faces from elsewhere than the training set."""
 APPEARANCE = AUGMENTATIONS[:3]
-"""The recipe of the shipped photo model ``fasseg-photo-resnet18`` (experiment ``fasseg-photo``)."""
+"""The appearance recipe of experiment ``fasseg-photo`` (kept there); the shipped photo model
+``fasseg-photo-resnet18`` adds "leaves" to it (experiment ``fasseg-photo-leaves``)."""
 
 
 def procedural_background(height: int, width: int) -> torch.Tensor:

@@ -109,6 +109,9 @@ PHOTO_EVALUATIONS = (Evaluation("val"), Evaluation("test"), Evaluation("test-uns
 ZOOM_EVALUATIONS = (Evaluation("val"), Evaluation("val", photos=True), Evaluation("test"), Evaluation("test-unseen"))
 """Where the zoom-out experiment scores: ``val`` resized whole and through the photo pipeline (its multipose faces
 show the hair, neck and clothes that frontal02's tight crops cut off), and both test splits."""
+PHOTO_APPEARANCE = Variant({"train_split": "fit", "augment": APPEARANCE}, ZOOM_EVALUATIONS)
+"""The appearance recipe on ``fit``, scored as ``ZOOM_EVALUATIONS``: the reference that ``fasseg-photo-zoom`` and
+``fasseg-photo-leaves`` share (their runs are one training, recorded once and reused)."""
 ZOOM_OUT = (0.55, 1.2)
 """The scale range of the zoom-out augmentation: down to a face 0.55 times its size, smaller than the photo
 pipeline's context view shows it (1 / ``agrnet.framing.CONTEXT`` = 0.625)."""
@@ -196,7 +199,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     ),
     "fasseg-photo-zoom": Experiment(
         {
-            "appearance": Variant({"train_split": "fit", "augment": APPEARANCE}, ZOOM_EVALUATIONS),
+            "appearance": PHOTO_APPEARANCE,
             "appearance, zoom-out": Variant(
                 {"train_split": "fit", "augment": APPEARANCE, "scale": ZOOM_OUT}, ZOOM_EVALUATIONS
             ),
@@ -207,7 +210,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     ),
     "fasseg-photo-leaves": Experiment(
         {
-            "appearance": Variant({"train_split": "fit", "augment": APPEARANCE}, ZOOM_EVALUATIONS),
+            "appearance": PHOTO_APPEARANCE,
             "appearance, leaves": Variant(
                 {"train_split": "fit", "augment": (*APPEARANCE, "leaves")}, ZOOM_EVALUATIONS
             ),
