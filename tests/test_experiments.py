@@ -28,6 +28,7 @@ from agrnet.experiments import (
     class_table,
     concrete_settings,
     experiment_precision,
+    flip_rule_line,
     interval_text,
     load_results,
     paired,
@@ -41,6 +42,7 @@ from agrnet.experiments import (
     same_training,
     summarise,
 )
+from agrnet.experiments.runner import shared_record
 from agrnet.stats import verdict
 from agrnet.training import Trainer, train
 
@@ -309,6 +311,31 @@ def test_a_keep_if_positive_rule_reads_the_mean_paired_difference() -> None:
     runs[3]["metrics"]["val"]["mean_f1"] = 0.80  # differences +1.0 and -2.0
     assert rule_line({**results, "paired": paired(runs, "plain")}, "new", "val").endswith("it is not kept.")
     assert rule_line(results, "new", "test") == "new: no paired run on test yet."
+
+
+def test_a_run_scored_on_more_evaluations_is_shared_with_those_asked_for() -> None:
+    settings = run_settings(EXPERIMENTS["fasseg-ablation"], Variant(), {}, 0)
+    metrics = {"test": {"mean_f1": 0.9}, "test-unseen": {"mean_f1": 0.8}, "test (flip)": {"mean_f1": 0.7}}
+    elsewhere = [("a.json", {"variant": "full", "seed": 0, "settings": settings, "metrics": metrics})]
+    record = shared_record(elsewhere, Variant(), settings, flip=False)
+    assert record is not None and record["shared_from"] == "a.json: full seed 0"
+    assert record["metrics"] == {"test": {"mean_f1": 0.9}, "test-unseen": {"mean_f1": 0.8}}
+    assert shared_record(elsewhere, Variant(), settings, flip=True) is None, "test-unseen (flip) was not scored"
+    assert shared_record(elsewhere, Variant(), {**settings, "seed": 1}, flip=False) is None
+
+
+def test_a_keep_if_positive_rule_on_flip_pairs_each_run_with_itself() -> None:
+    runs = [
+        {"variant": "new", "seed": seed, "metrics": {"val": {"mean_f1": plain}, "val (flip)": {"mean_f1": flipped}}}
+        for seed, (plain, flipped) in enumerate(((0.80, 0.82), (0.84, 0.85), (0.70, 0.70)))
+    ]
+    runs.append({"variant": "plain", "seed": 0, "metrics": {"val": {"mean_f1": 0.0}, "val (flip)": {"mean_f1": 1.0}}})
+    line = flip_rule_line({"runs": runs}, "new", "val")
+    assert line.startswith("new with flip minus without on val (+1.0 [-1.5, +3.5]), mean over seeds [0, 1, 2]: +1.0")
+    assert line.endswith("it is kept.")
+    runs[2]["metrics"]["val (flip)"]["mean_f1"] = 0.66  # differences +2, +1, -4
+    assert flip_rule_line({"runs": runs}, "new", "val").endswith("it is not kept.")
+    assert flip_rule_line({"runs": runs}, "new", "test") == "new: no run scored with and without flip on test yet."
 
 
 def test_paired_differences_and_their_interval() -> None:

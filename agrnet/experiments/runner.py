@@ -69,7 +69,7 @@ def same_training(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 def recorded_elsewhere(out: Path, name: str) -> list[tuple[str, dict[str, Any]]]:
     """The runs recorded by the other experiments' results files beside ``out`` (each under its default file name),
-    as (file name, run with concrete settings and the evaluations its experiment gave it)."""
+    as (file name, run with concrete settings)."""
     found = []
     for other, experiment in EXPERIMENTS.items():
         path = out.parent / Path(experiment.out).name
@@ -77,26 +77,23 @@ def recorded_elsewhere(out: Path, name: str) -> list[tuple[str, dict[str, Any]]]
             continue
         results = json.loads(path.read_text())
         for run in results.get("runs", []):
-            variant = experiment.variants.get(run["variant"])
-            if results.get("experiment") == other and variant is not None:
-                run = {**run, "settings": concrete_settings(run), "evaluations": variant.evaluations}
-                found.append((path.name, run))
+            if results.get("experiment") == other and run["variant"] in experiment.variants:
+                found.append((path.name, {**run, "settings": concrete_settings(run)}))
     return found
 
 
 def shared_record(
     elsewhere: Sequence[tuple[str, Mapping[str, Any]]], variant: Variant, settings: Mapping[str, Any], flip: bool
 ) -> dict[str, Any] | None:
-    """The record of a run in ``elsewhere`` (``recorded_elsewhere``) that is this training, scored on the same
-    evaluations (with flip TTA as asked), without its variant and seed and with ``shared_from`` naming it."""
+    """The record of a run in ``elsewhere`` (``recorded_elsewhere``) that is this training, scored on at least the
+    evaluations of ``variant`` (with flip TTA as asked): without its variant and seed, its metrics only those
+    evaluations, and with ``shared_from`` naming it."""
     splits = {e.key for e in variant.evaluations} | {e.flip_key for e in variant.evaluations if flip}
     for source, run in elsewhere:
-        if (
-            run["evaluations"] == variant.evaluations and set(run["metrics"]) == splits
-            and same_training(run["settings"], settings)
-        ):  # fmt: skip
-            record = {key: value for key, value in run.items() if key not in ("variant", "seed", "evaluations")}
-            return {**record, "shared_from": f"{source}: {run['variant']} seed {run['seed']}"}
+        if splits <= set(run["metrics"]) and same_training(run["settings"], settings):
+            record = {key: value for key, value in run.items() if key not in ("variant", "seed")}
+            metrics = {key: report for key, report in run["metrics"].items() if key in splits}
+            return {**record, "metrics": metrics, "shared_from": f"{source}: {run['variant']} seed {run['seed']}"}
     return None
 
 

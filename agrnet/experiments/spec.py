@@ -112,6 +112,9 @@ show the hair, neck and clothes that frontal02's tight crops cut off), and both 
 PHOTO_APPEARANCE = Variant({"train_split": "fit", "augment": APPEARANCE}, ZOOM_EVALUATIONS)
 """The appearance recipe on ``fit``, scored as ``ZOOM_EVALUATIONS``: the reference that ``fasseg-photo-zoom`` and
 ``fasseg-photo-leaves`` share (their runs are one training, recorded once and reused)."""
+PHOTO_LEAVES = Variant({"train_split": "fit", "augment": (*APPEARANCE, "leaves")}, ZOOM_EVALUATIONS)
+"""The appearance recipe with dead-leaves backgrounds, the recipe of the shipped photo model: the variant that
+``fasseg-photo-leaves`` adds and the reference of ``fasseg-photo-pretrained``."""
 ZOOM_OUT = (0.55, 1.2)
 """The scale range of the zoom-out augmentation: down to a face 0.55 times its size, smaller than the photo
 pipeline's context view shows it (1 / ``agrnet.framing.CONTEXT`` = 0.625)."""
@@ -124,6 +127,9 @@ PRETRAINED_BACKBONE = "weights:synthetic-resnet18"
 """The stand-in for ImageNet of ``fasseg-pretrained``: the ResNet-18 backbone of the shipped ``synthetic-resnet18``
 (3000 steps on 4000 procedural synthetic faces at 128 px; ``agrnet weights retrain synthetic-resnet18 --dry-run``
 prints the command), shared by both variants so that they start from the same weights."""
+PHOTO_PRETRAINED = Variant({**PHOTO_LEAVES.settings, "pretrained_backbone": PRETRAINED_BACKBONE}, ZOOM_EVALUATIONS)
+"""``PHOTO_LEAVES`` started from the backbone of ``synthetic-resnet18``: ResNet features first trained on 4000
+procedural synthetic faces, then on the 172 of FASSEG's ``fit``."""
 
 ABLATION: dict[str, Variant] = {
     "paper-baseline": PAPER_BASELINE,
@@ -211,13 +217,17 @@ EXPERIMENTS: dict[str, Experiment] = {
     "fasseg-photo-leaves": Experiment(
         {
             "appearance": PHOTO_APPEARANCE,
-            "appearance, leaves": Variant(
-                {"train_split": "fit", "augment": (*APPEARANCE, "leaves")}, ZOOM_EVALUATIONS
-            ),
+            "appearance, leaves": PHOTO_LEAVES,
         },
         PAIRED_SEEDS,
         "book/results/fasseg_photo_leaves.json",
         reference="appearance",
+    ),
+    "fasseg-photo-pretrained": Experiment(
+        {"appearance, leaves": PHOTO_LEAVES, "appearance, leaves, pretrained": PHOTO_PRETRAINED},
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo_pretrained.json",
+        reference="appearance, leaves",
     ),
     "fasseg-short-decay": Experiment(
         {"baseline": BASELINE, "full": Variant()},

@@ -10,7 +10,7 @@ from typing import Any
 from agrnet.diagnostics import curve_summary
 from agrnet.experiments.results import paired, progress
 from agrnet.paper import PAPER_MEAN_F1
-from agrnet.stats import verdict
+from agrnet.stats import paired_difference, verdict
 
 
 def interval_text(difference: Mapping[str, Any]) -> str:
@@ -173,9 +173,29 @@ def rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
     difference = results.get("paired", {}).get(variant, {}).get(split)
     if difference is None:
         return f"{variant}: no paired run on {split} yet."
-    kept = "kept" if difference["mean"] > 0 else "not kept"
-    return (f"{variant} minus {results['reference']} on {split}, mean over seeds {difference['seeds']}: "
-            f"{100 * difference['mean']:+.1f} points, so by the rule (kept when above zero) it is {kept}.")  # fmt: skip
+    return f"{variant} minus {results['reference']} on {split}, {_keep(difference['mean'], difference['seeds'])}"
+
+
+def flip_rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
+    """The verdict of a keep-if-positive rule on flip test-time augmentation: over ``variant``'s runs, the mean
+    paired difference of each run's score on ``split`` with flip (``Evaluation.flip_key``) and without it."""
+    flipped = f"{split} (flip)"
+    runs = [run for run in results["runs"] if run["variant"] == variant and {split, flipped} <= run["metrics"].keys()]
+    if not runs:
+        return f"{variant}: no run scored with and without flip on {split} yet."
+    difference = paired_difference(
+        [run["metrics"][flipped]["mean_f1"] for run in runs], [run["metrics"][split]["mean_f1"] for run in runs]
+    )
+    seeds = sorted(run["seed"] for run in runs)
+    interval = interval_text(difference.to_dict())
+    return f"{variant} with flip minus without on {split} ({interval}), {_keep(difference.mean, seeds)}"
+
+
+def _keep(mean: float, seeds: Sequence[int]) -> str:
+    """The end of a keep-if-positive rule's verdict: the mean difference over ``seeds`` and what it decides."""
+    kept = "kept" if mean > 0 else "not kept"
+    return (f"mean over seeds {list(seeds)}: {100 * mean:+.1f} points, so by the rule (kept when above zero) "
+            f"it is {kept}.")
 
 
 def rerun_table(
