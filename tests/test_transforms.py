@@ -11,7 +11,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from agrnet.data import CELEBAMASK_HQ, LAPA, EvalTransform, SyntheticFaces, TrainTransform, label_edges
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
-from agrnet.data.transforms import Appearance, dead_leaves
+from agrnet.data.transforms import Appearance, clothes, dead_leaves
 
 
 def _halves_sample(height: int = 32, width: int = 40) -> dict:
@@ -191,6 +191,26 @@ def test_appearance_changes_the_image_where_it_should_and_never_the_label() -> N
     assert Appearance(FASSEG_SCHEMA, p=0.0)(sample["image"], label).equal(sample["image"])
     with pytest.raises(ValueError, match=r"augment: unknown \['hands'\]"):
         Appearance(FASSEG_SCHEMA, ("hands",))
+
+
+def test_clothes_cover_background_below_the_face_only() -> None:
+    outside = torch.ones(64, 48, dtype=torch.bool)
+    outside[10:50, 16:32] = False  # a face 16 wide, rows 10 to 49
+    hair = torch.tensor([[0.2, 0.1, 0.05]])
+    for seed in range(20):
+        torch.manual_seed(seed)
+        worn, look = clothes(outside, hair)
+        rows = worn.any(1).nonzero().flatten()
+        assert worn.any() and not (worn & ~outside).any(), "only background pixels are dressed"
+        assert rows.min() >= 10 + 0.7 * 39 - 1 and rows.max() == 63, "from the lower face down past the picture"
+        assert look.shape == (3, 64, 48) and 0 <= look.min() and look.max() <= 1
+    torch.manual_seed(0)
+    assert clothes(torch.ones(8, 8, dtype=torch.bool), hair) is None, "no face: no shoulders"
+    sample = _face_sample()
+    torch.manual_seed(0)
+    dressed = Appearance(FASSEG_SCHEMA, ("clothes",), p=1.0)(sample["image"], sample["label"])
+    changed = (dressed != 0.5).any(0)
+    assert changed.any() and not changed[sample["label"] > 0].any() and not changed[:30].any()
 
 
 def test_dead_leaves_hide_each_other_take_the_faces_colours_and_stay_in_range() -> None:

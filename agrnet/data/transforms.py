@@ -45,11 +45,12 @@ def check_input_size(size: int | tuple[int, int] | list[int], name: str = "--siz
     return int(height), int(width)
 
 
-AUGMENTATIONS = ("photometric", "background", "glasses", "leaves")
+AUGMENTATIONS = ("photometric", "background", "glasses", "leaves", "clothes")
 """The appearance augmentations ``Appearance`` can apply, for faces from elsewhere than the training set."""
 APPEARANCE = AUGMENTATIONS[:3]
 """The appearance recipe of experiment ``fasseg-photo`` (kept there); the shipped photo model
-``fasseg-photo-resnet18`` adds "leaves" to it (experiment ``fasseg-photo-leaves``)."""
+``fasseg-photo-resnet18`` adds "leaves" to it (experiment ``fasseg-photo-leaves``) and starts from a pretrained
+backbone (``fasseg-photo-pretrained``); ``fasseg-photo-clothes`` tries "clothes" on top."""
 
 
 def procedural_background(height: int, width: int) -> torch.Tensor:
@@ -86,6 +87,33 @@ def dead_leaves(height: int, width: int, colours: torch.Tensor, count: int = 40)
     scene = palette[top].permute(2, 0, 1)
     sigma = float(torch.empty(()).uniform_(0.1, 4.0))
     return TF.gaussian_blur(scene, [2 * round(3 * sigma) + 1] * 2, [sigma, sigma]).clamp(0, 1)
+
+
+def clothes(outside: torch.Tensor, colours: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Shoulders in clothes below the face: where they cover the background ``outside`` (H x W bool), and their
+    look (3 x H x W in [0, 1]); None when ``outside`` holds no face. The shoulders are an ellipse as wide as 1.6 to 3.2
+    faces, its top between 70 % of the face's height and its lowest row, reaching below the picture; the cloth is
+    dark (half the time), the colour of a random row of ``colours`` (K x 3: the face's own pixels, so that hair
+    colours appear below the chin) or any colour, shaded by a smooth texture. Torch's global generator."""
+    face_rows, face_columns = (~outside).any(1).nonzero().flatten(), (~outside).any(0).nonzero().flatten()
+    if len(face_rows) < 2 or len(face_columns) < 2:
+        return None
+    height, width = outside.shape
+    top, bottom = float(face_rows[0]), float(face_rows[-1])
+    left, right = float(face_columns[0]), float(face_columns[-1])
+    shoulder, half_width, depth = torch.rand(3).tolist()
+    y0 = top + (0.7 + 0.3 * shoulder) * (bottom - top)
+    rx, ry = (0.8 + 0.8 * half_width) * (right - left + 1), (height - y0 + 1) * (1 + depth)
+    ys = torch.arange(height, dtype=torch.float32)[:, None]
+    xs = torch.arange(width, dtype=torch.float32)[None]
+    inside = ((xs - (left + right) / 2) / rx) ** 2 + ((ys - y0 - ry) / ry) ** 2 < 1
+    kind = float(torch.rand(()))
+    if kind < 0.5 or not len(colours):
+        colour = torch.rand(3) * 0.3 if kind < 0.5 else torch.rand(3)
+    else:
+        colour = colours[torch.randint(len(colours), ())] if kind < 0.75 else torch.rand(3)
+    shade = 0.6 + 0.4 * procedural_background(height, width).mean(0, keepdim=True)
+    return inside.to(outside.device) & outside, (colour[:, None, None] * shade).clamp(0, 1).to(outside.device)
 
 
 def glasses_frames(label: torch.Tensor, eye_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -129,6 +157,7 @@ class Appearance:
       ``procedural_background`` texture, so the face sits on a new background (FASSEG's label holds its outline);
     - "leaves": as "background", by a ``dead_leaves`` scene coloured in part by the face's own pixels (after
       "background", so it wins when both are drawn);
+    - "clothes": ``clothes``, shoulders below the face over its background (after "leaves");
     - "glasses": ``glasses_frames`` are drawn over the face; the eyes stay labelled as eyes (FASSEG labels eyes
       behind frames as eyes; CelebAMask-HQ's score leaves eyeglasses out);
     - "photometric": colour jitter (brightness, contrast, saturation, hue), gamma, greyscale, Gaussian blur,
@@ -162,6 +191,11 @@ class Appearance:
         if "leaves" in self.kinds and torch.rand(()) < self.p:
             face = image.flatten(1)[:, ~outside.flatten()].T.float()
             image = torch.where(outside, dead_leaves(*label.shape, face).to(image), image)
+        if "clothes" in self.kinds and torch.rand(()) < self.p:
+            face = image.flatten(1)[:, ~outside.flatten()].T.float()
+            worn = clothes(outside, face)
+            if worn is not None:
+                image = torch.where(worn[0], worn[1].to(image), image)
         if "glasses" in self.kinds and self.eye_ids and torch.rand(()) < self.p:
             frames = glasses_frames(label, self.eye_ids)
             if frames is not None:

@@ -131,6 +131,11 @@ PHOTO_PRETRAINED = Variant({**PHOTO_LEAVES.settings, "pretrained_backbone": PRET
 """``PHOTO_LEAVES`` started from the backbone of ``synthetic-resnet18``: ResNet features first trained on 4000
 procedural synthetic faces, then on the 172 of FASSEG's ``fit``."""
 
+PHOTO_CLOTHES = Variant(
+    {**PHOTO_PRETRAINED.settings, "augment": (*PHOTO_LEAVES.settings["augment"], "clothes")}, ZOOM_EVALUATIONS
+)
+"""``PHOTO_PRETRAINED`` with shoulders in clothes drawn below the face (``agrnet.data.transforms.clothes``)."""
+
 ABLATION: dict[str, Variant] = {
     "paper-baseline": PAPER_BASELINE,
     "baseline": BASELINE,
@@ -228,6 +233,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         PAIRED_SEEDS,
         "book/results/fasseg_photo_pretrained.json",
         reference="appearance, leaves",
+    ),
+    "fasseg-photo-clothes": Experiment(
+        {"appearance, leaves, pretrained": PHOTO_PRETRAINED, "appearance, leaves, pretrained, clothes": PHOTO_CLOTHES},
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo_clothes.json",
+        reference="appearance, leaves, pretrained",
     ),
     "fasseg-short-decay": Experiment(
         {"baseline": BASELINE, "full": Variant()},
