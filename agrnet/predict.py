@@ -271,15 +271,18 @@ class Predictor:
         name: str,
         device: str | torch.device = "auto",
         size: int | tuple[int, int] | None = None,
+        flip: bool | None = None,
         **kwargs: Any,
     ) -> Predictor:
         """Load the shipped trained weights ``name`` (see ``agrnet weights list``), checksum verified. ``size``
-        defaults to the size they were trained at; other ``kwargs`` go to ``Predictor``."""
+        defaults to the size they were trained at, ``flip`` to the entry's own (``ModelWeights.flip``); other
+        ``kwargs`` go to ``Predictor``."""
         from agrnet import weights
 
         entry = weights.get(name)
         model, schema = entry.load()
-        return cls(model, schema, device=device, size=entry.input_size if size is None else size, **kwargs)
+        size = entry.input_size if size is None else size
+        return cls(model, schema, device=device, size=size, flip=entry.flip if flip is None else flip, **kwargs)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from agrnet import weights
 from agrnet.book import results_at_a_glance
+from agrnet.predict import DEFAULT_WEIGHTS
 from agrnet.stats import paired_difference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +53,10 @@ def test_the_table_holds_the_numbers_of_the_results_files() -> None:
 
 def test_without_results_files_only_the_shipped_weights_are_there(tmp_path: Path) -> None:
     rows = [line for line in results_at_a_glance(tmp_path).splitlines() if line.startswith("| ")][1:]
-    assert len(rows) == 1 and "the shipped `fasseg-resnet18`" in rows[0]
+    assert len(rows) == 2 and "the shipped `fasseg-resnet18`" in rows[0]
+    celebamask = next(score for score in weights.get(DEFAULT_WEIGHTS).scores() if score["dataset"] == "celebamask-hq")
+    score = f"{100 * celebamask['mean_f1']:.1f}"
+    assert f"CelebAMask-HQ test faces read as FASSEG, through the photo pipeline | {score} | 91.8" in rows[1]
     assert "Verdict" not in results_at_a_glance(tmp_path)
 
 

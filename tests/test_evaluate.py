@@ -224,7 +224,9 @@ def test_celebamask_hq_is_scored_as_fasseg_resized_or_through_the_photo_pipeline
     root = shared_data / "celebamask-hq-sean"
     predictor = Predictor.from_weights("fasseg-photo-resnet18", device="cpu")
     expected = {
-        "resize": evaluate(predictor.model, celebamask_as_fasseg(root, 256), predictor.schema, device="cpu"),
+        "resize": evaluate(
+            predictor.model, celebamask_as_fasseg(root, 256), predictor.schema, device="cpu", flip=predictor.flip
+        ),
         "photo": score_photos(predictor, celebamask_as_fasseg(root), FaceDetector()),
     }
     for pipeline, flags in (("resize", []), ("photo", ["--photos"])):

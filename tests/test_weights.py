@@ -346,11 +346,39 @@ def test_shipped_cards_hold_no_machine_path_and_their_commands_reproduce_their_s
             assert measured == pytest.approx(score["mean_f1"], abs=1e-4), f"{entry.name}: `{score['command']}`"
 
 
+def test_weights_exported_with_flip_parse_with_it_unless_told_not_to(checkpoint, monkeypatch, tmp_path, capsys):
+    folder = tmp_path / "weights"
+    argv = ["weights", "--dir", str(folder), "export", str(checkpoint), "--name", NAME, "--terms", "MIT",
+            "--terms-url", "https://example.org", "--commit", "0123abc", "--flip"]  # fmt: skip
+    assert main(argv) == 0
+    monkeypatch.setenv(weights.ENV_VAR, str(folder))
+    entry = weights.get(NAME)
+    assert entry.flip and json.loads((folder / f"{NAME}.json").read_text())["flip"] is True
+    assert "flip test-time augmentation" in (folder / f"{NAME}.md").read_text()
+    assert Predictor.from_weights(NAME, device="cpu").flip and not Predictor.from_weights(NAME, flip=False).flip
+    reports = {}
+    for option in ([], ["--no-flip"]):
+        reports[tuple(option)] = tmp_path / f"report{len(option)}.json"
+        options = ["--num-images", "2", "--device", "cpu", "--out", str(reports[tuple(option)])]
+        assert main(["evaluate", "--weights", NAME, *option, *options]) == 0
+    flipped, plain = (json.loads(path.read_text()) for path in reports.values())
+    assert flipped["flip"] and flipped["command"].split()[-1] == "--flip"
+    assert not plain["flip"] and "--no-flip" in plain["command"].split()
+    capsys.readouterr()
+    assert main(["weights", "rescore", NAME, "--metrics", str(reports[()])]) == 0
+    rescored = weights.get(NAME)
+    assert rescored.flip and rescored.metrics["command"].endswith("--flip")
+    assert main(["weights", "rescore", NAME, "--metrics", str(reports[("--no-flip",)])]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "measured without flip test-time augmentation" in error, error
+
+
 def test_a_metadata_field_of_the_wrong_kind_is_named_with_its_file(copy):
     metadata = copy / f"{NAME}.json"
     complete = json.loads(metadata.read_text())
     for field, value, expected in (("input_size", "abc", "a positive integer"), ("input_size", 0, "a positive"),
-                                   ("metrics", [], "a JSON object"), ("sha256", 7, "a JSON string")):  # fmt: skip
+                                   ("metrics", [], "a JSON object"), ("sha256", 7, "a JSON string"),
+                                   ("flip", "yes", "a JSON boolean"), ("flip", 1, "a JSON boolean")):  # fmt: skip
         metadata.write_text(json.dumps(complete | {field: value}))
         message = re.escape(f"{metadata}: field '{field}' is {value!r}; expected {expected}")
         with pytest.raises(ValueError, match=message):

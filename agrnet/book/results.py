@@ -17,7 +17,8 @@ import torch
 
 from agrnet.book.chapter import FASSEG_WEIGHTS, installed_weights
 from agrnet.data.fasseg import Fasseg
-from agrnet.paper import PAPER_FULL_OVER_BASELINE, PAPER_MEAN_F1
+from agrnet.paper import PAPER_FULL_OVER_BASELINE, PAPER_MEAN_F1, PAPER_TABLE_IV
+from agrnet.predict import DEFAULT_WEIGHTS
 
 VERDICT_WORDS = {"helps": "is above", "hurts": "is below", "cannot be told apart": "cannot be told apart from"}
 
@@ -77,6 +78,12 @@ def results_at_a_glance(folder: str | os.PathLike[str]) -> str:
         if {"test", "test-unseen"} <= set(scores):
             rows.append(f"| the shipped `{FASSEG_WEIGHTS}` on frontal02 test / on its faces not in train | "
                         f"{100 * scores['test']:.1f} / {100 * scores['test-unseen']:.1f} | – | {{doc}}`real_faces` |")
+    if DEFAULT_WEIGHTS in entries:
+        other = [score for score in entries[DEFAULT_WEIGHTS].scores() if score["dataset"] == "celebamask-hq"]
+        paper = PAPER_TABLE_IV[("CelebAMask-HQ", "Helen-Test")]["overall"]
+        rows += [f"| the shipped photo model `{DEFAULT_WEIGHTS}` (FASSEG only) on {score['num_images']} CelebAMask-HQ "
+                 f"test faces read as FASSEG, through the photo pipeline | {100 * score['mean_f1']:.1f} | {paper} "
+                 "(Table IV: CelebAMask-HQ to Helen) | {doc}`faces_elsewhere` |" for score in other[:1]]  # fmt: skip
     contrasts = (
         ("full AGRNet minus the paper's baseline (cross-entropy only), paired", "full", "paper-baseline",
          PAPER_FULL_OVER_BASELINE, ablation, "ablations"),

@@ -25,6 +25,7 @@ from agrnet.cli.model_source import (
     load_model_source,
     model_source_record,
     model_source_words,
+    resolve_flip,
 )
 from agrnet.data.datasets import MappedLabels
 from agrnet.data.labels import LabelSchema, label_mapping
@@ -163,12 +164,12 @@ def evaluation_command(name: str, command: str) -> str:
     return shlex.join(["agrnet", "evaluate", "--weights", name, *options])
 
 
-def _command(args: argparse.Namespace, size: int) -> str:
+def _command(args: argparse.Namespace, size: int, flip_default: bool) -> str:
     words = ["agrnet", "evaluate", *model_source_words(args), "--dataset", args.dataset, "--split", args.split]
     words += ["--data-root", str(args.data_root)] if args.data_root is not None else []
     words += ["--num-images", str(args.num_images)] if args.num_images is not None else []
     words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
-    words += ["--flip"] if args.flip else []
+    words += ["--flip"] if args.flip else ["--no-flip"] if flip_default else []
     words += ["--photos"] if args.photos else []
     words += ["--context", f"{args.context:g}"] if args.photos and args.context not in (None, CONTEXT) else []
     words += ["--recompute-bn", args.recompute_bn] if args.recompute_bn is not None else []
@@ -209,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
             check_writable(args.out, "--out")
         device = parse_device(args.device)
         model, schema, payload = load_model_source(args, map_location=device)
+        flip_default = bool(payload.get("flip", False))
+        resolve_flip(args, payload)
         size = args.size or checkpoint_size(payload)
         dataset, data_schema = build_eval_dataset(args.dataset, args.data_root, args.split, args.num_images, payload,
                                                   size, schema, args.photos)  # fmt: skip
@@ -246,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         for message in report["skipped"]:
             print(f"  {message}", file=sys.stderr)
     report = {
-        "command": _command(args, size),
+        "command": _command(args, size, flip_default),
         "agrnet_version": __version__,
         **model_source_record(args, payload),
         "checkpoint_agrnet_version": payload.get("agrnet_version"),

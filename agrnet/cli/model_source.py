@@ -41,16 +41,26 @@ def add_switches(parser: argparse.ArgumentParser, switches: Mapping[str, str]) -
 
 
 def add_inference_options(parser: argparse.ArgumentParser, size_default: str, batch_size: int) -> None:
-    """``--size`` (default: ``size_default``, else ``DEFAULT_SIZE``), ``--batch-size``, ``--flip``, ``--amp`` and
-    ``--device``: how the command runs its model."""
+    """``--size`` (default: ``size_default``, else ``DEFAULT_SIZE``), ``--batch-size``, ``--flip`` or ``--no-flip``
+    (default None: ``resolve_flip``), ``--amp`` and ``--device``: how the command runs its model."""
     parser.add_argument(
         "--size", type=int, default=None, help=f"model input size (default: {size_default}, else {DEFAULT_SIZE})"
     )
     help_batch = f"images per forward pass (default: {batch_size})"
     parser.add_argument("--batch-size", type=int, default=batch_size, help=help_batch)
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument(
+        "--flip", action=argparse.BooleanOptionalAction, default=None,
+        help="flip test-time augmentation (default: as the shipped weights' card says, off for a checkpoint)",
+    )  # fmt: skip
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+
+
+def resolve_flip(args: argparse.Namespace, payload: Mapping[str, Any]) -> None:
+    """Set ``args.flip`` when neither ``--flip`` nor ``--no-flip`` is given: as the model's ``payload`` says (shipped
+    weights' ``ModelWeights.flip``), else off."""
+    if args.flip is None:
+        args.flip = bool(payload.get("flip", False))
 
 
 def add_context_option(parser: argparse.ArgumentParser) -> None:

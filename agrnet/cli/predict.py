@@ -134,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
         check_inputs(inputs, checkpoint is None and args.weights is None)
         check_writable(args.out, "--out", folder=True)
         device = parse_device(args.device)
-        options = {"device": device, "size": args.size, "flip": args.flip, "batch_size": args.batch_size}
+        options = {"device": device, "size": args.size, "batch_size": args.batch_size, "amp": AMP_DTYPES[args.amp]}
         if weights is not None:
-            predictor = Predictor.from_weights(weights, amp=AMP_DTYPES[args.amp], **options)
+            predictor = Predictor.from_weights(weights, flip=args.flip, **options)
         else:
-            predictor = Predictor.from_checkpoint(checkpoint, amp=AMP_DTYPES[args.amp], **options)
+            predictor = Predictor.from_checkpoint(checkpoint, flip=bool(args.flip), **options)
         detector = frame = None
         if not args.aligned:
             frame = frame_for(predictor.schema)

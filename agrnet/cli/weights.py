@@ -90,6 +90,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--commit", default=None, help="the git commit that trained it (default: this checkout's)")
     metrics_help = ("an `agrnet evaluate --out` report to record (repeatable: the first is the entry's main score)")
     export.add_argument("--metrics", type=Path, action="append", default=[], help=metrics_help)
+    export.add_argument(
+        "--flip", action="store_true",
+        help="the model parses with flip test-time augmentation by default (its --metrics measured with it)",
+    )  # fmt: skip
     export.add_argument("--force", action="store_true", help="replace an entry of the same name")
     rescore = actions.add_parser("rescore", help="replace an entry's scores by `agrnet evaluate --weights` reports")
     rescore.add_argument("name", help="entry name")
@@ -104,6 +108,7 @@ def _export(args: argparse.Namespace) -> int:
     entry = weights.export_weights(
         args.checkpoint, args.name, args.terms, args.terms_url, training_data=args.training_data,
         command=args.train_command, commit=args.commit, scores=scores, out_dir=args.dir, overwrite=args.force,
+        flip=args.flip,
     )  # fmt: skip
     print(f"wrote {entry.path} ({entry.size_bytes / 2**20:.2f} MiB, sha256 {entry.sha256})")
     print(f"wrote {entry.directory / (entry.name + '.json')} and {entry.directory / (entry.name + '.md')}")

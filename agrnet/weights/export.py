@@ -165,6 +165,8 @@ def model_card(entry: ModelWeights) -> str:
         f'labels = Predictor.from_weights("{entry.name}")(image)  # or agrnet.weights.load("{entry.name}")',
         "```",
         "",
+        *(["Both parse each face as it is and mirrored, and average the two (flip test-time augmentation, as every "
+           "score below is measured); `--no-flip` or `flip=False` parses once.", ""] if entry.flip else []),
         "## Model",
         "",
         f"- `AGRNet({config})`",
@@ -221,13 +223,15 @@ def export_weights(
     scores: Sequence[Mapping[str, Any]] = (),
     out_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    flip: bool = False,
 ) -> ModelWeights:
     """Write registry entry ``name`` (safetensors, JSON metadata, model card) from an ``agrnet train`` checkpoint.
 
     ``training_data`` defaults to the checkpoint's dataset and training split; ``command`` to the ``agrnet train``
     command that rebuilds its configuration (``train_command``); ``commit`` to this checkout's HEAD. ``scores`` (as
     the metadata records them: ``metrics_summary`` of ``agrnet evaluate --out`` reports) become the entry's scores,
-    the first its ``metrics``; without them, the checkpoint's last validation is. Returns the new entry.
+    the first its ``metrics``; without them, the checkpoint's last validation is. ``flip``: the model parses with
+    flip test-time augmentation by default (``ModelWeights.flip``). Returns the new entry.
     """
     from agrnet.checkpoint import load_model
     from agrnet.evaluate import check_model_schema, checkpoint_size, training_config
@@ -274,6 +278,7 @@ def export_weights(
         agrnet_version=str(payload.get("agrnet_version")),
         fp16_max_abs_logit_diff=difference,
         evaluations=scores[1:],
+        flip=flip,
         directory=folder,
     )
     write_entry(entry, data)
@@ -282,13 +287,17 @@ def export_weights(
 
 def check_reports(entry: ModelWeights, reports: Sequence[Mapping[str, Any]]) -> None:
     """Refuse, naming the first, ``agrnet evaluate --out`` reports that do not score ``entry``'s weights (by name
-    and sha256), and an empty list."""
+    and sha256) as it parses by default (with or without flip), and an empty list."""
     if not reports:
         raise ValueError("--metrics: give at least one `agrnet evaluate --out` report")
     for index, report in enumerate(reports):
         if report.get("weights") != entry.name or report.get("weights_sha256") != entry.sha256:
             raise ValueError(f"--metrics #{index + 1}: scores {report.get('weights') or report.get('checkpoint')}, "
                              f"not these weights of {entry.name} (sha256 {entry.sha256[:12]})")  # fmt: skip
+        if bool(report.get("flip")) != entry.flip:
+            measured = "with" if report.get("flip") else "without"
+            raise ValueError(f"--metrics #{index + 1}: measured {measured} flip test-time augmentation, but "
+                             f"{entry.name} parses {'with' if entry.flip else 'without'} it by default")  # fmt: skip
 
 
 def rescore(entry: ModelWeights, scores: Sequence[Mapping[str, Any]]) -> ModelWeights:

@@ -33,7 +33,7 @@ from agrnet.files import atomic_write, default_cache_dir
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "trained"
 ENV_VAR = "AGRNET_WEIGHTS_DIR"
 # Metadata fields that entries written before them lack.
-OPTIONAL_FIELDS = frozenset({"evaluations"})
+OPTIONAL_FIELDS = frozenset({"evaluations", "flip"})
 
 
 def weights_dir(directory: str | os.PathLike[str] | None = None) -> Path:
@@ -54,7 +54,9 @@ class ModelWeights:
     (``FASSEG_RESNET18``); both are accepted by ``get``. ``metrics`` holds ``dataset`` and ``split`` beside the
     scores (fractions in [0, 1]); ``command`` and ``commit`` retrain the model, ``train_config`` is its
     ``TrainConfig`` as a dict; ``fp16_max_abs_logit_diff`` is what the fp16 storage changed in the logits at export;
-    ``evaluations`` are further scores of the same kind as ``metrics`` (other splits, other datasets).
+    ``evaluations`` are further scores of the same kind as ``metrics`` (other splits, other datasets); ``flip``
+    whether the model parses with flip test-time augmentation by default (``Predictor.from_weights``, ``agrnet
+    predict`` and ``agrnet evaluate`` without ``--flip`` or ``--no-flip``), as its scores were measured.
     """
 
     name: str
@@ -75,6 +77,7 @@ class ModelWeights:
     agrnet_version: str
     fp16_max_abs_logit_diff: float
     evaluations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    flip: bool = False
     directory: Path = dataclasses.field(default=PACKAGE_DIR, compare=False)
 
     @property
@@ -110,8 +113,10 @@ class ModelWeights:
             missing, unknown = sorted(expected - OPTIONAL_FIELDS - found), sorted(found - expected)
             raise ValueError(f"weights metadata {path}: missing fields {missing}, unknown fields {unknown}")
         for name, kind in FIELD_TYPES.items():
-            value = data.get(name, [])
-            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
+            value = data.get(name, [] if kind is list else False)
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)) or (
+                kind is int and value < 1
+            ):
                 expected_kind = "a positive integer" if kind is int else f"a JSON {JSON_KINDS[kind]}"
                 raise ValueError(f"weights metadata {path}: field {name!r} is {value!r}; expected {expected_kind}")
         if data["name"] != path.stem:
@@ -150,10 +155,11 @@ class ModelWeights:
 
     def payload(self) -> dict[str, Any]:
         """What a training checkpoint says beside its weights, from the metadata: ``config`` (the training's, at
-        ``input_size``), ``step``, ``agrnet_version``, ``weights`` (this entry's name) and ``weights_sha256``."""
+        ``input_size``), ``step``, ``agrnet_version``, ``weights`` (this entry's name), ``weights_sha256`` and
+        ``flip`` (whether it parses with flip test-time augmentation by default)."""
         config = {**self.train_config, "size": self.input_size}
         return {"config": config, "step": self.step, "agrnet_version": self.agrnet_version, "weights": self.name,
-                "weights_sha256": self.sha256}  # fmt: skip
+                "weights_sha256": self.sha256, "flip": self.flip}  # fmt: skip
 
     def load_as_checkpoint(
         self, map_location: str | torch.device = "cpu"
@@ -168,12 +174,14 @@ class ModelWeights:
         return [self.metrics, *self.evaluations]
 
 
-JSON_KINDS: dict[Any, str] = {str: "string", int: "integer", (int, float): "number", dict: "object", list: "array"}
+JSON_KINDS: dict[Any, str] = {
+    str: "string", int: "integer", (int, float): "number", dict: "object", list: "array", bool: "boolean",
+}  # fmt: skip
 FIELD_TYPES: dict[str, Any] = {
     "name": str, "file": str, "sha256": str, "size_bytes": int, "schema": dict, "model_config": dict,
     "input_size": int, "command": str, "commit": str, "metrics": dict, "training_data": str, "terms": str,
     "terms_url": str, "train_config": dict, "step": int, "agrnet_version": str, "fp16_max_abs_logit_diff": (int, float),
-    "evaluations": list,
+    "evaluations": list, "flip": bool,
 }  # fmt: skip
 """The JSON kind of each metadata field, checked on reading (a wrong one is named with its file)."""
 
