@@ -25,7 +25,6 @@ from agrnet.cli.model_source import (
     load_model_source,
     model_source_record,
     model_source_words,
-    resolve_flip,
 )
 from agrnet.data.datasets import MappedLabels
 from agrnet.data.labels import LabelSchema, label_mapping
@@ -210,8 +209,8 @@ def run(args: argparse.Namespace) -> int:
             check_writable(args.out, "--out")
         device = parse_device(args.device)
         model, schema, payload = load_model_source(args, map_location=device)
-        flip_default = bool(payload.get("flip", False))
-        resolve_flip(args, payload)
+        flip_default = bool(payload.get("flip", False))  # shipped weights' ModelWeights.flip; off for a checkpoint
+        args.flip = flip_default if args.flip is None else args.flip
         size = args.size or checkpoint_size(payload)
         dataset, data_schema = build_eval_dataset(args.dataset, args.data_root, args.split, args.num_images, payload,
                                                   size, schema, args.photos)  # fmt: skip

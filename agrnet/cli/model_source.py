@@ -42,7 +42,7 @@ def add_switches(parser: argparse.ArgumentParser, switches: Mapping[str, str]) -
 
 def add_inference_options(parser: argparse.ArgumentParser, size_default: str, batch_size: int) -> None:
     """``--size`` (default: ``size_default``, else ``DEFAULT_SIZE``), ``--batch-size``, ``--flip`` or ``--no-flip``
-    (default None: ``resolve_flip``), ``--amp`` and ``--device``: how the command runs its model."""
+    (default None: as the model says), ``--amp`` and ``--device``: how the command runs its model."""
     parser.add_argument(
         "--size", type=int, default=None, help=f"model input size (default: {size_default}, else {DEFAULT_SIZE})"
     )
@@ -54,13 +54,6 @@ def add_inference_options(parser: argparse.ArgumentParser, size_default: str, ba
     )  # fmt: skip
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-
-
-def resolve_flip(args: argparse.Namespace, payload: Mapping[str, Any]) -> None:
-    """Set ``args.flip`` when neither ``--flip`` nor ``--no-flip`` is given: as the model's ``payload`` says (shipped
-    weights' ``ModelWeights.flip``), else off."""
-    if args.flip is None:
-        args.flip = bool(payload.get("flip", False))
 
 
 def add_context_option(parser: argparse.ArgumentParser) -> None:

@@ -108,10 +108,12 @@ def clothes(outside: torch.Tensor, colours: torch.Tensor) -> tuple[torch.Tensor,
     xs = torch.arange(width, dtype=torch.float32)[None]
     inside = ((xs - (left + right) / 2) / rx) ** 2 + ((ys - y0 - ry) / ry) ** 2 < 1
     kind = float(torch.rand(()))
-    if kind < 0.5 or not len(colours):
-        colour = torch.rand(3) * 0.3 if kind < 0.5 else torch.rand(3)
+    if kind < 0.5:
+        colour = torch.rand(3) * 0.3
+    elif kind < 0.75 and len(colours):
+        colour = colours[torch.randint(len(colours), ())]
     else:
-        colour = colours[torch.randint(len(colours), ())] if kind < 0.75 else torch.rand(3)
+        colour = torch.rand(3)
     shade = 0.6 + 0.4 * procedural_background(height, width).mean(0, keepdim=True)
     return inside.to(outside.device) & outside, (colour[:, None, None] * shade).clamp(0, 1).to(outside.device)
 

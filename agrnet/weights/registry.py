@@ -113,7 +113,9 @@ class ModelWeights:
             missing, unknown = sorted(expected - OPTIONAL_FIELDS - found), sorted(found - expected)
             raise ValueError(f"weights metadata {path}: missing fields {missing}, unknown fields {unknown}")
         for name, kind in FIELD_TYPES.items():
-            value = data.get(name, [] if kind is list else False)
+            if name not in data:  # an optional field (the required ones were checked above)
+                continue
+            value = data[name]
             if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)) or (
                 kind is int and value < 1
             ):
