@@ -49,8 +49,8 @@ AUGMENTATIONS = ("photometric", "background", "glasses", "leaves", "clothes")
 """The appearance augmentations ``Appearance`` can apply, for faces from elsewhere than the training set."""
 APPEARANCE = AUGMENTATIONS[:3]
 """The appearance recipe of experiment ``fasseg-photo`` (kept there); the shipped photo model
-``fasseg-photo-resnet18`` adds "leaves" to it (experiment ``fasseg-photo-leaves``) and starts from a pretrained
-backbone (``fasseg-photo-pretrained``); ``fasseg-photo-clothes`` tries "clothes" on top."""
+``fasseg-photo-resnet18`` adds "leaves" to it (experiment ``fasseg-photo-leaves``), starts from a pretrained
+backbone (``fasseg-photo-pretrained``) and adds "clothes" (``fasseg-photo-clothes``)."""
 
 
 def procedural_background(height: int, width: int) -> torch.Tensor:
