@@ -32,7 +32,7 @@ class TrainConfig:
     "synthetic"); ``num_images`` / ``num_val_images`` limit the splits to their first images (for synthetic faces:
     how many to draw); ``size`` is the square input side; ``rotation`` (degrees), ``scale`` and ``flip`` are the
     training augmentation, ``augment`` the appearance augmentations for faces from elsewhere (``agrnet.data.
-    transforms.AUGMENTATIONS``: "photometric", "background", "glasses", "leaves"), each applied with probability
+    transforms.AUGMENTATIONS``: "photometric", "background", "glasses", ...), each applied with probability
     ``augment_p``.
     ``batch_size`` is the global batch, split evenly over DDP processes.
 

@@ -489,3 +489,38 @@ def test_evaluations_added_later_are_scored_from_the_run_folder_and_named_when_i
     gone = {"variant": "full", "seed": 1, "settings": {"size": 64}, "metrics": dict(recorded)}
     assert score_missing(gone, variant, tmp_path / "gone", root, flip=False) == [] and gone["metrics"] == recorded
     assert "full seed 1: lacks ['test-unseen']" in capsys.readouterr().err
+
+
+def test_a_photo_evaluation_can_show_each_photo_with_less_detail(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tiny_model import tiny_checkpoint
+
+    from agrnet.data.transforms import LowResolution
+    from agrnet.experiments import worker
+    from agrnet.experiments.spec import Evaluation
+    from agrnet.faces import FaceDetector, score_photos
+    from agrnet.predict import Predictor
+
+    shrunk = Evaluation("val", photos=True, shrink=4)
+    assert (shrunk.key, shrunk.flip_key) == ("val (photos, 1/4 resolution)", "val (photos, 1/4 resolution) (flip)")
+    assert Evaluation("val", photos=True).key == "val (photos)"
+    for bad in ({"shrink": 0, "photos": True}, {"shrink": 2}):
+        with pytest.raises(ValueError, match="shrink: expected 1, or an integer > 1 with photos"):
+            Evaluation("val", **bad)
+    root = shared_data / "fasseg"
+    tiny_checkpoint(tmp_path / "last.pt", FASSEG_SCHEMA)
+    model, _, _ = load_model(tmp_path / "last.pt", map_location="cpu")
+
+    def first_three(*args: Any, **kwargs: Any) -> Fasseg:  # the photo pipeline on 3 faces, not the split's 30
+        dataset = Fasseg(*args[1:], **kwargs)
+        dataset.items = dataset.items[:3]
+        return dataset
+
+    monkeypatch.setattr(worker, "build_dataset", first_three)
+    report = worker.score(model, root, shrunk, 64)
+    small = first_three("fasseg", root, "val", transform=LowResolution(4))
+    expected = score_photos(Predictor(model, FASSEG_SCHEMA, device="cpu", size=64), small, FaceDetector())
+    assert report["confusion_matrix"] == expected["confusion_matrix"] and report["num_images"] == 3
+    plain = worker.score(model, root, Evaluation("val", photos=True), 64)
+    assert plain["confusion_matrix"] != report["confusion_matrix"], "the shrunk photos are other photos"

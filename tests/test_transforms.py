@@ -11,7 +11,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from agrnet.data import CELEBAMASK_HQ, LAPA, EvalTransform, SyntheticFaces, TrainTransform, label_edges
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
-from agrnet.data.transforms import Appearance, clothes, dead_leaves
+from agrnet.data.transforms import Appearance, LowResolution, clothes, dead_leaves, low_resolution
 
 
 def _halves_sample(height: int = 32, width: int = 40) -> dict:
@@ -211,6 +211,31 @@ def test_clothes_cover_background_below_the_face_only() -> None:
     dressed = Appearance(FASSEG_SCHEMA, ("clothes",), p=1.0)(sample["image"], sample["label"])
     changed = (dressed != 0.5).any(0)
     assert changed.any() and not changed[sample["label"] > 0].any() and not changed[:30].any()
+
+
+def test_low_resolution_keeps_the_size_and_loses_the_fine_detail() -> None:
+    torch.manual_seed(0)
+    image = torch.rand(3, 96, 64)
+    assert torch.allclose(low_resolution(image, 1.0), image, atol=1e-6), "factor 1: the image itself"
+
+    def detail(picture: torch.Tensor) -> float:  # energy of the differences between neighbouring pixels
+        return float(picture.diff(dim=-1).pow(2).mean() + picture.diff(dim=-2).pow(2).mean())
+
+    softer = [low_resolution(image, factor) for factor in (1.5, 3.0)]
+    assert all(s.shape == image.shape for s in softer)
+    assert detail(image) > detail(softer[0]) > detail(softer[1]), "more factor, less detail"
+    flat = torch.full((3, 40, 30), 0.25)
+    assert torch.allclose(low_resolution(flat, 2.7), flat, atol=1e-6), "a flat image stays flat"
+    with pytest.raises(ValueError, match="factor: expected a value >= 1, got 0.5"):
+        low_resolution(image, 0.5)
+    sample = _face_sample()
+    sample["image"] = torch.rand_like(sample["image"])
+    shrunk = LowResolution(4)(sample)
+    assert shrunk["label"] is sample["label"] and shrunk["image"].shape == sample["image"].shape
+    assert detail(shrunk["image"]) < detail(sample["image"]) and repr(LowResolution(4)) == "LowResolution(factor=4)"
+    torch.manual_seed(0)
+    seen = Appearance(FASSEG_SCHEMA, ("low-resolution",), p=1.0)(sample["image"], sample["label"])
+    assert seen.shape == sample["image"].shape and detail(seen) < detail(sample["image"])
 
 
 def test_dead_leaves_hide_each_other_take_the_faces_colours_and_stay_in_range() -> None:

@@ -45,12 +45,16 @@ def check_input_size(size: int | tuple[int, int] | list[int], name: str = "--siz
     return int(height), int(width)
 
 
-AUGMENTATIONS = ("photometric", "background", "glasses", "leaves", "clothes")
+AUGMENTATIONS = ("photometric", "background", "glasses", "leaves", "clothes", "low-resolution")
 """The appearance augmentations ``Appearance`` can apply, for faces from elsewhere than the training set."""
 APPEARANCE = AUGMENTATIONS[:3]
 """The appearance recipe of experiment ``fasseg-photo`` (kept there); the shipped photo model
 ``fasseg-photo-resnet18`` adds "leaves" to it (experiment ``fasseg-photo-leaves``), starts from a pretrained
-backbone (``fasseg-photo-pretrained``) and adds "clothes" (``fasseg-photo-clothes``)."""
+backbone (``fasseg-photo-pretrained``) and adds "clothes" (``fasseg-photo-clothes``); ``fasseg-photo-low-resolution``
+tries "low-resolution" on top."""
+LOW_RESOLUTION = (1.0, 3.0)
+"""The range of ``low_resolution``'s factor in the "low-resolution" augmentation: from the crop's own detail to a
+third of it (a face of FASSEG's 256 px crop seen as a photo's 85 px face, upsampled)."""
 
 
 def procedural_background(height: int, width: int) -> torch.Tensor:
@@ -118,6 +122,17 @@ def clothes(outside: torch.Tensor, colours: torch.Tensor) -> tuple[torch.Tensor,
     return inside.to(outside.device) & outside, (colour[:, None, None] * shade).clamp(0, 1).to(outside.device)
 
 
+def low_resolution(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """``image`` (C x H x W) with ``factor`` times less detail, at its own size: shrunk by ``factor`` (antialiased)
+    and enlarged back (bilinear), as a small photo's face is enlarged to a model's input."""
+    if factor < 1:
+        raise ValueError(f"factor: expected a value >= 1, got {factor}")
+    height, width = image.shape[-2:]
+    small = [max(1, round(height / factor)), max(1, round(width / factor))]
+    shrunk = TF.resize(image, small, antialias=True)
+    return TF.resize(shrunk, [height, width], antialias=False)
+
+
 def glasses_frames(label: torch.Tensor, eye_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
     """A pair of glasses drawn around the eyes of ``label`` (H x W): the frames' coverage (H x W in [0, 1]) and
     their colour (3 x 1 x 1), or None when the label shows fewer than 8 eye pixels. The eyes are split at the mean
@@ -162,6 +177,8 @@ class Appearance:
     - "clothes": ``clothes``, shoulders below the face over its background (after "leaves");
     - "glasses": ``glasses_frames`` are drawn over the face; the eyes stay labelled as eyes (FASSEG labels eyes
       behind frames as eyes; CelebAMask-HQ's score leaves eyeglasses out);
+    - "low-resolution": ``low_resolution`` at a factor drawn uniformly from ``LOW_RESOLUTION`` (after the above,
+      before "photometric": a camera's noise and compression come after its resolution);
     - "photometric": colour jitter (brightness, contrast, saturation, hue), gamma, greyscale, Gaussian blur,
       Gaussian noise and JPEG compression, each at random strength (``torchvision.transforms.v2``).
     Randomness comes from torch's global generator only.
@@ -203,6 +220,8 @@ class Appearance:
             if frames is not None:
                 coverage, colour = frames
                 image = image * (1 - coverage) + colour.to(image) * coverage
+        if "low-resolution" in self.kinds and torch.rand(()) < self.p:
+            image = low_resolution(image, float(torch.empty(()).uniform_(*LOW_RESOLUTION)))
         if "photometric" in self.kinds and torch.rand(()) < self.p:
             image = self.photometric(image.clamp(0, 1))
             image = TF.adjust_gamma(image.clamp(0, 1), float(torch.empty(()).uniform_(0.6, 1.6)))
@@ -285,3 +304,17 @@ class EvalTransform:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size})"
+
+
+class LowResolution:
+    """A sample's image with ``factor`` times less detail, at its own size (``low_resolution``): a whole photo
+    seen as a smaller one, enlarged back, for scoring through the photo pipeline."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def __call__(self, sample: Sample) -> Sample:
+        return {**sample, "image": low_resolution(sample["image"], self.factor).clamp_(0.0, 1.0)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(factor={self.factor:g})"

@@ -52,15 +52,24 @@ result."""
 class Evaluation:
     """Score on ``split``; ``by_yaw`` adds one score per head pose (FASSEG multipose samples carry ``yaw``);
     ``photos`` scores through the photo pipeline (``agrnet.faces.score_photos``: each face found, aligned, parsed
-    with its context view and pasted back) instead of resizing each image whole."""
+    with its context view and pasted back) instead of resizing each image whole; ``shrink`` N > 1 shows it each
+    photo with N times less detail (``agrnet.data.transforms.LowResolution``), as a small photo's faces."""
 
     split: str
     by_yaw: bool = False
     photos: bool = False
+    shrink: int = 1
+
+    def __post_init__(self) -> None:
+        if self.shrink < 1 or (self.shrink > 1 and not self.photos):
+            raise ValueError(f"shrink: expected 1, or an integer > 1 with photos; got {self.shrink}")
 
     @property
     def key(self) -> str:
-        """The name of this evaluation's report in a run's ``metrics``: the split, "(photos)" added."""
+        """The name of this evaluation's report in a run's ``metrics``: the split, "(photos)" added, or
+        "(photos, 1/N resolution)" when shrunk."""
+        if self.shrink > 1:
+            return f"{self.split} (photos, 1/{self.shrink} resolution)"
         return f"{self.split} (photos)" if self.photos else self.split
 
     @property
@@ -139,6 +148,14 @@ recipe of the shipped photo model and the reference of ``fasseg-photo-long``."""
 LONG_STEPS = 1600
 """The steps of ``fasseg-photo-long``: twice the protocol's 800, the learning rate's poly schedule stretched over
 them."""
+LOW_RESOLUTION_EVALUATIONS = (*ZOOM_EVALUATIONS, Evaluation("val", photos=True, shrink=4))
+"""``ZOOM_EVALUATIONS`` and ``val`` through the photo pipeline at a quarter of its resolution: FASSEG's 512 px
+photos with faces about as detailed as a 128 px photo's, enlarged."""
+PHOTO_LOW_RESOLUTION = Variant(
+    {**PHOTO_CLOTHES.settings, "augment": (*PHOTO_CLOTHES.settings["augment"], "low-resolution")},
+    LOW_RESOLUTION_EVALUATIONS,
+)
+"""``PHOTO_CLOTHES`` with faces seen at up to a third of their detail (``agrnet.data.transforms.low_resolution``)."""
 PHOTO_LONG = Variant({**PHOTO_CLOTHES.settings, "steps": LONG_STEPS}, ZOOM_EVALUATIONS)
 """``PHOTO_CLOTHES`` trained twice as long."""
 
@@ -245,6 +262,15 @@ EXPERIMENTS: dict[str, Experiment] = {
         PAIRED_SEEDS,
         "book/results/fasseg_photo_clothes.json",
         reference="appearance, leaves, pretrained",
+    ),
+    "fasseg-photo-low-resolution": Experiment(
+        {
+            "appearance, leaves, pretrained, clothes": Variant(PHOTO_CLOTHES.settings, LOW_RESOLUTION_EVALUATIONS),
+            "appearance, leaves, pretrained, clothes, low-resolution": PHOTO_LOW_RESOLUTION,
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo_low_resolution.json",
+        reference="appearance, leaves, pretrained, clothes",
     ),
     "fasseg-photo-long": Experiment(
         {

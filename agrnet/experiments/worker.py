@@ -25,7 +25,7 @@ from agrnet.bench import peak_rss_mib
 from agrnet.checkpoint import load_model
 from agrnet.config import TrainConfig
 from agrnet.data.datasets import build_dataset
-from agrnet.data.transforms import EvalTransform
+from agrnet.data.transforms import EvalTransform, LowResolution
 from agrnet.evaluate import evaluate
 from agrnet.experiments.results import load_average
 from agrnet.experiments.spec import Evaluation
@@ -44,10 +44,12 @@ def score(model: torch.nn.Module, root: Path, evaluation: Evaluation, size: int,
 
     With ``by_yaw``, each head pose is scored on its own (``by_yaw`` maps the yaw in degrees, as text, to its
     report) and the split's report is that of the summed confusion matrices, so no image is run twice. With
-    ``photos``, the split goes through the photo pipeline (``agrnet.faces.score_photos``).
+    ``photos``, the split goes through the photo pipeline (``agrnet.faces.score_photos``), each photo shrunk
+``evaluation.shrink`` times in detail.
     """
     if evaluation.photos:
-        dataset = build_dataset("fasseg", root, evaluation.split)
+        shrunk = LowResolution(evaluation.shrink) if evaluation.shrink > 1 else None
+        dataset = build_dataset("fasseg", root, evaluation.split, transform=shrunk)
         predictor = Predictor(model, dataset.schema, device="cpu", size=size, flip=flip)
         report = score_photos(predictor, dataset, FaceDetector(), require_frame(dataset.schema))
         return {**report, "flip": flip, "skipped": []}
