@@ -144,7 +144,7 @@ PHOTO_CLOTHES = Variant(
     {**PHOTO_PRETRAINED.settings, "augment": (*PHOTO_LEAVES.settings["augment"], "clothes")}, ZOOM_EVALUATIONS
 )
 """``PHOTO_PRETRAINED`` with shoulders in clothes drawn below the face (``agrnet.data.transforms.clothes``): the
-recipe of the shipped photo model and the reference of ``fasseg-photo-long``."""
+reference of ``fasseg-photo-long`` and ``fasseg-photo-low-resolution``."""
 LONG_STEPS = 1600
 """The steps of ``fasseg-photo-long``: twice the protocol's 800, the learning rate's poly schedule stretched over
 them."""
@@ -157,7 +157,7 @@ PHOTO_LOW_RESOLUTION = Variant(
 )
 """``PHOTO_CLOTHES`` with faces seen at up to a third of their detail (``agrnet.data.transforms.low_resolution``)."""
 PHOTO_LONG = Variant({**PHOTO_CLOTHES.settings, "steps": LONG_STEPS}, ZOOM_EVALUATIONS)
-"""``PHOTO_CLOTHES`` trained twice as long."""
+"""``PHOTO_CLOTHES`` trained twice as long: the recipe of the shipped photo model ``fasseg-photo-resnet18``."""
 
 ABLATION: dict[str, Variant] = {
     "paper-baseline": PAPER_BASELINE,
