@@ -158,6 +158,10 @@ PHOTO_LOW_RESOLUTION = Variant(
 """``PHOTO_CLOTHES`` with faces seen at up to a third of their detail (``agrnet.data.transforms.low_resolution``)."""
 PHOTO_LONG = Variant({**PHOTO_CLOTHES.settings, "steps": LONG_STEPS}, ZOOM_EVALUATIONS)
 """``PHOTO_CLOTHES`` trained twice as long: the recipe of the shipped photo model ``fasseg-photo-resnet18``."""
+PHOTO_LONG_LOW_RESOLUTION = Variant(
+    {**PHOTO_LOW_RESOLUTION.settings, "steps": LONG_STEPS}, LOW_RESOLUTION_EVALUATIONS
+)
+"""``PHOTO_LOW_RESOLUTION`` trained as long as ``PHOTO_LONG``: the recipe that both kept choices leave."""
 
 ABLATION: dict[str, Variant] = {
     "paper-baseline": PAPER_BASELINE,
@@ -280,6 +284,17 @@ EXPERIMENTS: dict[str, Experiment] = {
         PAIRED_SEEDS,
         "book/results/fasseg_photo_long.json",
         reference="appearance, leaves, pretrained, clothes",
+    ),
+    "fasseg-photo-long-low-resolution": Experiment(
+        {
+            f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps": Variant(
+                PHOTO_LONG.settings, LOW_RESOLUTION_EVALUATIONS
+            ),
+            f"appearance, leaves, pretrained, clothes, low-resolution, {LONG_STEPS} steps": PHOTO_LONG_LOW_RESOLUTION,
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo_long_low_resolution.json",
+        reference=f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps",
     ),
     "fasseg-short-decay": Experiment(
         {"baseline": BASELINE, "full": Variant()},
