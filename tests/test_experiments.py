@@ -524,3 +524,40 @@ def test_a_photo_evaluation_can_show_each_photo_with_less_detail(
     assert report["confusion_matrix"] == expected["confusion_matrix"] and report["num_images"] == 3
     plain = worker.score(model, root, Evaluation("val", photos=True), 64)
     assert plain["confusion_matrix"] != report["confusion_matrix"], "the shrunk photos are other photos"
+
+
+def test_each_variants_seeds_are_scored_as_one_ensemble_and_ruled_on_against_its_members(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from agrnet.checkpoint import model_state, save_checkpoint
+    from agrnet.experiments import ensemble_rule_line
+    from agrnet.experiments.runner import score_ensembles
+    from agrnet.experiments.spec import Evaluation
+    from agrnet.model import AGRNet, Ensemble
+
+    root = shared_data / "fasseg"
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = AGRNet(FASSEG_SCHEMA.num_classes, backbone="resnet18", channels=16, top_k=2)
+        save_checkpoint(tmp_path / f"seed{seed}" / "last.pt", model_state(model, FASSEG_SCHEMA))
+        metrics = {"test-unseen": {"mean_f1": 0.3 + 0.1 * seed}}
+        folder = str(tmp_path / f"seed{seed}")
+        runs.append({"variant": "full", "seed": seed, "settings": {"size": 64}, "run_dir": folder, "metrics": metrics})
+    runs.append({"variant": "alone", "seed": 0, "settings": {"size": 64}, "run_dir": "-", "metrics": {}})
+    variants = {"full": Variant(evaluations=(Evaluation("test-unseen"),)), "alone": Variant()}
+    ensembles: dict[str, Any] = {}
+    score_ensembles(ensembles, runs, variants, root, flip=False)
+    assert list(ensembles) == ["full"], "one seed is no ensemble"
+    members = [load_model(tmp_path / f"seed{seed}" / "last.pt")[0] for seed in (0, 1)]
+    expected = evaluate(Ensemble(members), Fasseg(root, "test-unseen", EvalTransform(64)), FASSEG_SCHEMA, "cpu")
+    report = ensembles["full"]["metrics"]["test-unseen"]
+    assert report["confusion_matrix"] == expected["confusion_matrix"] and ensembles["full"]["seeds"] == [0, 1]
+    scored = {**ensembles["full"], "metrics": {"test-unseen": {"mean_f1": 0.45}}}
+    results = {"runs": runs, "ensembles": {"full": scored}}
+    line = ensemble_rule_line(results, "full", "test-unseen")
+    assert line.startswith("full, ensemble of seeds [0, 1] on test-unseen: 45.0 (members: seed 0 30.0, seed 1 40.0)")
+    assert line.endswith("+5.0 points on the best member, so by the rule (kept when above every member) it is kept.")
+    results["ensembles"]["full"]["metrics"]["test-unseen"]["mean_f1"] = 0.35
+    assert ensemble_rule_line(results, "full", "test-unseen").endswith("it is not kept.")
+    assert ensemble_rule_line(results, "full", "val") == "full: no ensemble scored on val yet."

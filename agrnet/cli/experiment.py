@@ -36,6 +36,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where run folders go")
     parser.add_argument("--flip", action="store_true", help="also score with flip test-time augmentation")
     parser.add_argument(
+        "--ensemble", action="store_true",
+        help="also score each variant's seeds as one ensemble (the mean of their class probabilities)",
+    )  # fmt: skip
+    parser.add_argument(
         "--fresh", action="store_true", help="train every run again (deleting its run folder) and replace the results "
         "file (default: keep the runs the file holds with the same settings, continue unfinished ones from their "
         "last.pt and add the missing ones)",
@@ -54,6 +58,7 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["--out", str(args.out)] if args.out is not None else []
     words += ["--runs-dir", str(args.runs_dir)] if args.runs_dir != DEFAULT_RUNS_DIR else []
     words += ["--flip"] if args.flip else []
+    words += ["--ensemble"] if args.ensemble else []
     words += ["--fresh"] if args.fresh else []
     return shlex.join(words)
 
@@ -64,7 +69,7 @@ def run_experiment(args: argparse.Namespace) -> dict[str, Any]:
     return experiments.run_experiment(
         args.experiment, args.data_root, seeds=args.seeds, variants=args.variants, overrides=args.overrides,
         time_cap_minutes=args.time_cap_minutes, jobs=args.jobs, out=args.out, runs_dir=args.runs_dir,
-        flip=args.flip, fresh=args.fresh, command=command_line(args),
+        flip=args.flip, fresh=args.fresh, ensemble=args.ensemble, command=command_line(args),
     )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ from agrnet.experiments.spec import (
     Variant,
 )
 from agrnet.experiments.worker import run_pool, score, train_and_score
+from agrnet.model import Ensemble
 from agrnet.training import choose_run_precision
 
 
@@ -258,6 +259,35 @@ def train_all(
             raise
 
 
+def score_ensembles(
+    ensembles: dict[str, Any],
+    runs: Sequence[Mapping[str, Any]],
+    variants: Mapping[str, Variant],
+    data_root: Path,
+    flip: bool,
+) -> None:
+    """Score the runs of each of ``variants`` (two or more seeds) as one ``agrnet.model.Ensemble`` on the variant's
+    evaluations (and with flip TTA when ``flip``), from each run's ``last.pt``, into ``ensembles[variant]``: its
+    ``seeds``, ``run_dirs`` and ``metrics``. An ensemble of the same seeds keeps what it has been scored on."""
+    for name, variant in variants.items():
+        members = sorted((run for run in runs if run["variant"] == name), key=lambda run: run["seed"])
+        if len(members) < 2:
+            continue
+        seeds = [run["seed"] for run in members]
+        entry = ensembles.get(name, {})
+        metrics = entry.get("metrics", {}) if entry.get("seeds") == seeds else {}
+        wanted = [(evaluation, key, with_flip) for evaluation in variant.evaluations
+                  for key, with_flip in ((evaluation.key, False), (evaluation.flip_key, True))
+                  if key not in metrics and (flip or not with_flip)]  # fmt: skip
+        if not wanted:
+            continue
+        model = Ensemble([load_model(Path(run["run_dir"]) / "last.pt")[0] for run in members]).eval()
+        for evaluation, key, with_flip in wanted:
+            metrics[key] = score(model, data_root, evaluation, members[0]["settings"]["size"], with_flip)
+        ensembles[name] = {"seeds": seeds, "run_dirs": [run["run_dir"] for run in members], "metrics": metrics}
+        print(f"{name}: seeds {seeds} scored as an ensemble on {[key for _, key, _ in wanted]}", file=sys.stderr)
+
+
 def run_experiment(
     name: str,
     data_root: Path = DEFAULT_ROOT,
@@ -271,6 +301,7 @@ def run_experiment(
     runs_dir: Path = DEFAULT_RUNS_DIR,
     flip: bool = False,
     fresh: bool = False,
+    ensemble: bool = False,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train and score every (seed, variant) of experiment ``name`` not yet in the results file; returns the
@@ -289,6 +320,8 @@ def run_experiment(
         flip: also score with flip test-time augmentation.
         fresh: train every run again (deleting its run folder) and replace the results file; by default the runs
             the file holds with the same settings are kept and unfinished ones continue from their ``last.pt``.
+        ensemble: also score the seeds of each variant run as one ensemble (``score_ensembles``), under
+            ``ensembles``.
         command: the command line the results file records (``agrnet experiment`` gives its own).
     """
     experiment = EXPERIMENTS[name]
@@ -311,6 +344,10 @@ def run_experiment(
     trainings = plan_trainings(
         name, names, seeds, run_overrides, runs, out, data_root=data_root, runs_dir=runs_dir, flip=flip, fresh=fresh
     )
+    results["ensembles"] = previous.get("ensembles", {})
     train_all(trainings, runs, jobs, data_root, flip, lambda: update_results(results, runs, experiment, wall, cpu, out))
+    if ensemble:
+        chosen = {name: experiment.variants[name] for name in names}
+        score_ensembles(results["ensembles"], [run for run in runs if run["seed"] in seeds], chosen, data_root, flip)
     update_results(results, runs, experiment, wall, cpu, out)
     return results

@@ -191,6 +191,22 @@ def flip_rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
     return f"{variant} with flip minus without on {split} ({interval}), {_keep(difference.mean, seeds)}"
 
 
+def ensemble_rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
+    """The verdict of the rule on an ensemble (``score_ensembles``): kept when its mean F1 on ``split`` is above
+    that of every one of its members, the runs of ``variant`` with its seeds."""
+    ensemble = results.get("ensembles", {}).get(variant)
+    if ensemble is None or split not in ensemble["metrics"]:
+        return f"{variant}: no ensemble scored on {split} yet."
+    members = {run["seed"]: run["metrics"][split]["mean_f1"] for run in results["runs"]
+               if run["variant"] == variant and run["seed"] in ensemble["seeds"]}  # fmt: skip
+    value, best = ensemble["metrics"][split]["mean_f1"], max(members.values())
+    each = ", ".join(f"seed {seed} {100 * members[seed]:.1f}" for seed in sorted(members))
+    kept = "kept" if value > best else "not kept"
+    return (f"{variant}, ensemble of seeds {sorted(members)} on {split}: {100 * value:.1f} (members: {each}); "
+            f"{100 * (value - best):+.1f} points on the best member, so by the rule (kept when above every member) "
+            f"it is {kept}.")  # fmt: skip
+
+
 def _keep(mean: float, seeds: Sequence[int]) -> str:
     """The end of a keep-if-positive rule's verdict: the mean difference over ``seeds`` and what it decides."""
     kept = "kept" if mean > 0 else "not kept"

@@ -5,6 +5,7 @@ from agrnet.model.backbone import BACKBONES, BackboneFeatures, ResNetBackbone
 from agrnet.model.config import AGRNetConfig
 from agrnet.model.context import FeatureFusion, PyramidPooling
 from agrnet.model.edge import EdgePerceivingModule
+from agrnet.model.ensemble import Ensemble
 from agrnet.model.flops import complexity
 from agrnet.model.graph import (
     AdaptiveGraphProjection,
@@ -26,6 +27,7 @@ __all__ = [
     "BackboneFeatures",
     "Decoder",
     "EdgePerceivingModule",
+    "Ensemble",
     "FeatureFusion",
     "GraphReasoning",
     "GraphReprojection",
