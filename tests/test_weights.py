@@ -393,3 +393,37 @@ def test_export_refuses_a_checkpoint_whose_schema_does_not_fit_its_model(checkpo
     with pytest.raises(ValueError, match=rf"checkpoint {broken}: model predicts 11 classes but schema 'fasseg'"):
         weights.export_weights(broken, "broken", "MIT", "https://example.org", out_dir=tmp_path / "weights")
     assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir()), "nothing is written"
+
+
+def test_several_checkpoints_export_as_one_ensemble_that_loads_and_parses_as_one_model(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
+    from agrnet.checkpoint import model_state, save_checkpoint
+    from agrnet.model import Ensemble
+
+    torch.manual_seed(1)
+    other = AGRNet(LAPA.num_classes, backbone="resnet18", channels=32, top_k=2)
+    second = save_checkpoint(tmp_path / "seed1.pt", {**model_state(other, LAPA), "config": train_config(), "step": 7})
+    folder = tmp_path / "weights"
+    argv = ["weights", "--dir", str(folder), "export", str(checkpoint), str(second), "--name", NAME, "--terms", "MIT",
+            "--terms-url", "https://example.org", "--commit", "0123abc"]  # fmt: skip
+    assert main(argv) == 1
+    assert "--command: an ensemble of 2 checkpoints needs the command that trains them all" in capsys.readouterr().err
+    assert main([*argv, "--command", "agrnet experiment x --seeds 0 1"]) == 0
+    entry = weights.get(NAME, folder)
+    assert entry.members == 2 and json.loads((folder / f"{NAME}.json").read_text())["members"] == 2
+    assert "`Ensemble` of 2 `AGRNet(" in (folder / f"{NAME}.md").read_text()
+    model, _ = entry.load()
+    reference = Ensemble([load_model(checkpoint)[0], other.eval()]).eval()
+    image = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert isinstance(model, Ensemble)
+        assert torch.allclose(model(image).logits, reference(image).logits, atol=1e-2)
+    monkeypatch.setenv(weights.ENV_VAR, str(folder))
+    assert Predictor.from_weights(NAME, device="cpu")(torch.rand(3, 40, 40)).shape == (40, 40)
+    with pytest.raises(ValueError, match=f"weights {NAME}: an ensemble of 2 models has no one backbone"):
+        weights.backbone_file(NAME)
+    fasseg = save_checkpoint(tmp_path / "fasseg.pt", {**model_state(other, FASSEG), "config": train_config()})
+    with pytest.raises(ValueError, match=rf"checkpoint {fasseg}: predicts the 'fasseg' schema, {checkpoint} 'lapa'"):
+        weights.export_weights([checkpoint, fasseg], "mixed", "MIT", "https://example.org", command="x",
+                               out_dir=tmp_path / "mixed")  # fmt: skip

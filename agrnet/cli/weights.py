@@ -78,7 +78,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     verify = actions.add_parser("verify", help="check every entry's (or the named ones') files and sha256")
     verify.add_argument("names", nargs="*", help="entry names (default: all)")
     export = actions.add_parser("export", help="write an entry (fp16 safetensors, metadata, card) from a checkpoint")
-    export.add_argument("checkpoint", type=Path, help="checkpoint written by `agrnet train` (last.pt or best.pt)")
+    export.add_argument(
+        "checkpoint", type=Path, nargs="+",
+        help="checkpoint written by `agrnet train` (last.pt or best.pt); several: one ensemble of those trainings",
+    )  # fmt: skip
     export.add_argument("--name", required=True, help="entry name: lowercase letters, digits, hyphens")
     export.add_argument("--terms", required=True, help="the training data's terms, in short")
     export.add_argument("--terms-url", required=True, help="where those terms are published")

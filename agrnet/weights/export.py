@@ -169,7 +169,9 @@ def model_card(entry: ModelWeights) -> str:
            "score below is measured); `--no-flip` or `flip=False` parses once.", ""] if entry.flip else []),
         "## Model",
         "",
-        f"- `AGRNet({config})`",
+        f"- `AGRNet({config})`" if entry.members == 1 else
+        f"- `Ensemble` of {entry.members} `AGRNet({config})`, each trained with a seed of its own: it parses with the "
+        f"mean of their class probabilities, {entry.members} forward passes per view (`agrnet.model.Ensemble`)",
         f"- classes: {', '.join(schema.classes)}",
         f"- file: `{entry.file}`, {entry.size_bytes / 2**20:.1f} MiB, sha256 `{entry.sha256}`",
         f"- storage: parameters in fp16, buffers as trained; the largest change this made to a logit at export "
@@ -190,7 +192,8 @@ def model_card(entry: ModelWeights) -> str:
         "",
         "## Retrain",
         "",
-        f"Trained for {entry.step} steps by agrnet {entry.agrnet_version} at commit `{entry.commit}`:",
+        f"{'Each member t' if entry.members > 1 else 'T'}rained for {entry.step} steps by agrnet "
+        f"{entry.agrnet_version} at commit `{entry.commit}`:",
         "",
         "```bash",
         f"git checkout {entry.commit}",
@@ -213,7 +216,7 @@ def write_entry(entry: ModelWeights, data: bytes | None = None) -> None:
 
 
 def export_weights(
-    checkpoint: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     name: str,
     terms: str,
     terms_url: str,
@@ -225,7 +228,10 @@ def export_weights(
     overwrite: bool = False,
     flip: bool = False,
 ) -> ModelWeights:
-    """Write registry entry ``name`` (safetensors, JSON metadata, model card) from an ``agrnet train`` checkpoint.
+    """Write registry entry ``name`` (safetensors, JSON metadata, model card) from an ``agrnet train`` checkpoint,
+    or from several (trainings of one architecture and label schema, each its own seed) as one
+    ``agrnet.model.Ensemble``; the training config and step are then the first checkpoint's, and ``command`` must
+    say how to train them all.
 
     ``training_data`` defaults to the checkpoint's dataset and training split; ``command`` to the ``agrnet train``
     command that rebuilds its configuration (``train_command``); ``commit`` to this checkout's HEAD. ``scores`` (as
@@ -235,7 +241,7 @@ def export_weights(
     """
     from agrnet.checkpoint import load_model
     from agrnet.evaluate import check_model_schema, checkpoint_size, training_config
-    from agrnet.model import AGRNet, AGRNetConfig
+    from agrnet.model import AGRNet, AGRNetConfig, Ensemble
 
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"--name {name!r}: expected lowercase letters, digits and hyphens, e.g. fasseg-resnet18")
@@ -243,7 +249,16 @@ def export_weights(
     if (folder / f"{name}.json").exists() and not overwrite:
         raise FileExistsError(f"weights {name}: {folder / f'{name}.json'} exists; pass --force to replace it")
     scores = [dict(score) for score in scores]
-    reference, schema, payload = load_model(checkpoint)
+    checkpoints = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else list(checkpoint)
+    if len(checkpoints) > 1 and command is None:
+        raise ValueError(f"--command: an ensemble of {len(checkpoints)} checkpoints needs the command that trains "
+                         "them all")  # fmt: skip
+    loaded = [load_model(path) for path in checkpoints]
+    (first, schema, payload), checkpoint = loaded[0], checkpoints[0]
+    for path, (_, other, _) in zip(checkpoints[1:], loaded[1:], strict=True):
+        if other != schema:
+            raise ValueError(f"checkpoint {path}: predicts the {other.name!r} schema, {checkpoint} {schema.name!r}")
+    reference = Ensemble([model for model, _, _ in loaded]) if len(loaded) > 1 else first
     config = training_config(payload)
     if not config:
         raise ValueError(f"checkpoint {checkpoint}: holds no training config; export a `last.pt` or `best.pt`")
@@ -255,7 +270,7 @@ def export_weights(
         scores = [metrics_summary(payload.get("metrics") or {}, config["dataset"], config["val_split"])]
     data = save_safetensors(to_storage(reference), metadata={"agrnet_weights": name, "agrnet_version": __version__})
     architecture = AGRNetConfig(**reference.config)
-    restored = AGRNet.from_config(architecture)
+    restored = Ensemble.from_config(architecture, len(loaded)) if len(loaded) > 1 else AGRNet.from_config(architecture)
     restored.load_state_dict(state_from_bytes(data))
     size = checkpoint_size(payload)
     difference = max_logit_difference(reference, restored, size)
@@ -279,6 +294,7 @@ def export_weights(
         fp16_max_abs_logit_diff=difference,
         evaluations=scores[1:],
         flip=flip,
+        members=len(loaded),
         directory=folder,
     )
     write_entry(entry, data)

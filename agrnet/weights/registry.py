@@ -33,7 +33,7 @@ from agrnet.files import atomic_write, default_cache_dir
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "trained"
 ENV_VAR = "AGRNET_WEIGHTS_DIR"
 # Metadata fields that entries written before them lack.
-OPTIONAL_FIELDS = frozenset({"evaluations", "flip"})
+OPTIONAL_FIELDS = frozenset({"evaluations", "flip", "members"})
 
 
 def weights_dir(directory: str | os.PathLike[str] | None = None) -> Path:
@@ -56,7 +56,9 @@ class ModelWeights:
     ``TrainConfig`` as a dict; ``fp16_max_abs_logit_diff`` is what the fp16 storage changed in the logits at export;
     ``evaluations`` are further scores of the same kind as ``metrics`` (other splits, other datasets); ``flip``
     whether the model parses with flip test-time augmentation by default (``Predictor.from_weights``, ``agrnet
-    predict`` and ``agrnet evaluate`` without ``--flip`` or ``--no-flip``), as its scores were measured.
+    predict`` and ``agrnet evaluate`` without ``--flip`` or ``--no-flip``), as its scores were measured;
+    ``members`` how many trainings of ``model_config`` it holds (more than one: an ``agrnet.model.Ensemble``, its
+    ``train_config`` and ``step`` the first member's).
     """
 
     name: str
@@ -78,6 +80,7 @@ class ModelWeights:
     fp16_max_abs_logit_diff: float
     evaluations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     flip: bool = False
+    members: int = 1
     directory: Path = dataclasses.field(default=PACKAGE_DIR, compare=False)
 
     @property
@@ -143,12 +146,15 @@ class ModelWeights:
         return state_from_bytes(self.read())
 
     def load(self, map_location: str | torch.device = "cpu") -> tuple[nn.Module, LabelSchema]:
-        """The AGRNet of ``model_config`` (an ``AGRNetConfig``) with these weights loaded strictly, in eval mode on
-        ``map_location``, and its label schema."""
-        from agrnet.model import AGRNet, AGRNetConfig
+        """The AGRNet of ``model_config`` (an ``AGRNetConfig``; an ``Ensemble`` of ``members`` of them) with these
+        weights loaded strictly, in eval mode on ``map_location``, and its label schema."""
+        from agrnet.model import AGRNet, AGRNetConfig, Ensemble
 
         state = self.get_state_dict()
-        model = AGRNet.from_config(AGRNetConfig(**self.model_config))
+        architecture = AGRNetConfig(**self.model_config)
+        model: nn.Module = (
+            Ensemble.from_config(architecture, self.members) if self.members > 1 else AGRNet.from_config(architecture)
+        )
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
@@ -183,7 +189,7 @@ FIELD_TYPES: dict[str, Any] = {
     "name": str, "file": str, "sha256": str, "size_bytes": int, "schema": dict, "model_config": dict,
     "input_size": int, "command": str, "commit": str, "metrics": dict, "training_data": str, "terms": str,
     "terms_url": str, "train_config": dict, "step": int, "agrnet_version": str, "fp16_max_abs_logit_diff": (int, float),
-    "evaluations": list, "flip": bool,
+    "evaluations": list, "flip": bool, "members": int,
 }  # fmt: skip
 """The JSON kind of each metadata field, checked on reading (a wrong one is named with its file)."""
 
@@ -195,6 +201,8 @@ def backbone_file(name: str, directory: str | os.PathLike[str] | None = None) ->
     """The backbone of the shipped weights ``name`` as a torchvision ResNet state dict (what ``pretrained_backbone``
     takes), written once under ``agrnet.files.default_cache_dir()/backbones/`` and named by the weights' sha256."""
     entry = get(name, directory)
+    if entry.members > 1:
+        raise ValueError(f"weights {name}: an ensemble of {entry.members} models has no one backbone to start from")
     path = default_cache_dir() / "backbones" / f"{entry.name}-{entry.sha256[:16]}.pt"
     if not path.is_file():
         state = {key.removeprefix("backbone."): value for key, value in entry.get_state_dict().items()
