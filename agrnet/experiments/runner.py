@@ -164,13 +164,21 @@ def checked_overrides(
     return settings
 
 
+def missing_evaluations(
+    variant: Variant, metrics: Mapping[str, Any], flip: bool
+) -> list[tuple[Evaluation, str, bool]]:
+    """The evaluations of ``variant`` (with flip TTA too when ``flip``) that ``metrics`` lacks, as (evaluation, its
+    key in ``metrics``, whether with flip)."""
+    return [(evaluation, key, with_flip) for evaluation in variant.evaluations
+            for key, with_flip in ((evaluation.key, False), (evaluation.flip_key, True))
+            if key not in metrics and (flip or not with_flip)]  # fmt: skip
+
+
 def score_missing(run: dict[str, Any], variant: Variant, folder: Path, data_root: Path, flip: bool) -> list[str]:
     """Score a recorded ``run`` on the evaluations of ``variant`` its ``metrics`` lack (evaluations added to the
     experiment after it ran), from the last checkpoint in its run ``folder``, and add them to ``metrics``; the keys
     scored. A run whose checkpoint is gone keeps its metrics, and stderr says what it lacks."""
-    wanted = [(evaluation, key, with_flip) for evaluation in variant.evaluations
-              for key, with_flip in ((evaluation.key, False), (evaluation.flip_key, True))
-              if key not in run["metrics"] and (flip or not with_flip)]  # fmt: skip
+    wanted = missing_evaluations(variant, run["metrics"], flip)
     keys = [key for _, key, _ in wanted]
     checkpoint = folder / "last.pt"
     if not wanted:
@@ -276,9 +284,7 @@ def score_ensembles(
         seeds = [run["seed"] for run in members]
         entry = ensembles.get(name, {})
         metrics = entry.get("metrics", {}) if entry.get("seeds") == seeds else {}
-        wanted = [(evaluation, key, with_flip) for evaluation in variant.evaluations
-                  for key, with_flip in ((evaluation.key, False), (evaluation.flip_key, True))
-                  if key not in metrics and (flip or not with_flip)]  # fmt: skip
+        wanted = missing_evaluations(variant, metrics, flip)
         if not wanted:
             continue
         model = Ensemble([load_model(Path(run["run_dir"]) / "last.pt")[0] for run in members]).eval()
