@@ -412,7 +412,8 @@ def test_several_checkpoints_export_as_one_ensemble_that_loads_and_parses_as_one
     assert main([*argv, "--command", "agrnet experiment x --seeds 0 1"]) == 0
     entry = weights.get(NAME, folder)
     assert entry.members == 2 and json.loads((folder / f"{NAME}.json").read_text())["members"] == 2
-    assert "`Ensemble` of 2 `AGRNet(" in (folder / f"{NAME}.md").read_text()
+    card = (folder / f"{NAME}.md").read_text()
+    assert "An ensemble of 2 trainings of AGRNet" in card and "`Ensemble` of 2 `AGRNet(" in card
     model, _ = entry.load()
     reference = Ensemble([load_model(checkpoint)[0], other.eval()]).eval()
     image = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))

@@ -115,13 +115,15 @@ def scores_table(entry: ModelWeights) -> list[str]:
 
 
 def model_description(entry: ModelWeights) -> str:
-    """What the weights are, in the card's first words: AGRNet, or the paper's baseline when the model has neither
-    the edge module nor the graph (Table I(a) row 1 when it was trained with cross-entropy alone)."""
+    """What the weights are, in the card's first words: AGRNet (an ensemble of its trainings when the entry holds
+    several), or the paper's baseline when the model has neither the edge module nor the graph (Table I(a) row 1
+    when it was trained with cross-entropy alone)."""
     from agrnet.model import AGRNetConfig
 
     architecture = AGRNetConfig(**entry.model_config)
     if architecture.use_graph or architecture.use_edge:
-        return "AGRNet (Te et al., IEEE TIP 2021)"
+        members = f"An ensemble of {entry.members} trainings of " if entry.members > 1 else ""
+        return f"{members}AGRNet (Te et al., IEEE TIP 2021)"
     alone = not (entry.train_config or {}).get("use_boundary", True)
     return (
         "The baseline of AGRNet (Te et al., IEEE TIP 2021): ResNet and pyramid pooling without the edge module or "
