@@ -158,6 +158,11 @@ PHOTO_LOW_RESOLUTION = Variant(
 """``PHOTO_CLOTHES`` with faces seen at up to a third of their detail (``agrnet.data.transforms.low_resolution``)."""
 PHOTO_LONG = Variant({**PHOTO_CLOTHES.settings, "steps": LONG_STEPS}, ZOOM_EVALUATIONS)
 """``PHOTO_CLOTHES`` trained twice as long: the recipe of the shipped photo model ``fasseg-photo-resnet18``."""
+LARGE_SIZE = 320
+"""The input size of ``fasseg-photo-long-320``: 1.25 times the protocol's 256 px in each direction (1.56 times the
+pixels), so that the eyes and the mouth of a face in the model's frame span more pixels."""
+PHOTO_LONG_LARGE = Variant({**PHOTO_LONG.settings, "size": LARGE_SIZE}, ZOOM_EVALUATIONS)
+"""``PHOTO_LONG`` trained, and parsing, at ``LARGE_SIZE`` px."""
 PHOTO_LONG_LOW_RESOLUTION = Variant(
     {**PHOTO_LOW_RESOLUTION.settings, "steps": LONG_STEPS}, LOW_RESOLUTION_EVALUATIONS
 )
@@ -294,6 +299,15 @@ EXPERIMENTS: dict[str, Experiment] = {
         },
         PAIRED_SEEDS,
         "book/results/fasseg_photo_long_low_resolution.json",
+        reference=f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps",
+    ),
+    "fasseg-photo-long-320": Experiment(
+        {
+            f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps": PHOTO_LONG,
+            f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps, {LARGE_SIZE} px": PHOTO_LONG_LARGE,
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo_long_320.json",
         reference=f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps",
     ),
     "fasseg-short-decay": Experiment(
