@@ -160,8 +160,9 @@ def portable_command(command: str) -> str:
 
 def experiments_table(folder: str | os.PathLike[str]) -> str:
     """Every experiment of ``agrnet.experiments.EXPERIMENTS`` as a Markdown table: the command that makes (or
-    continues) it, its variants, seeds and steps, its results file and what that file holds ("not yet run" when
-    there is none): the one place where the book names what has not been run."""
+    continues) it, its variants, seeds and steps, and what its results file holds ("not yet run" when there is
+    none): the one place where the book names what has not been run. (Experiment NAME's file is
+    ``book/results/NAME.json`` with underscores for hyphens, ``Experiment.out``.)"""
     from agrnet.experiments import EXPERIMENTS, PROTOCOL, load_results, progress
 
     rows = []
@@ -170,8 +171,8 @@ def experiments_table(folder: str | os.PathLike[str]) -> str:
         command = portable_command(results["command"]) if results else shlex.join(["agrnet", "experiment", name])
         steps = {**PROTOCOL, **experiment.settings}["steps"]
         rows.append(f"| `{command}` | {len(experiment.variants)} | {list(experiment.seeds)} | {steps} | "
-                    f"`{Path(experiment.out).name}` | {progress(results)} |")  # fmt: skip
-    header = "| command | variants | seeds | steps | results file | status |\n|---|---|---|---|---|---|\n"
+                    f"{progress(results)} |")  # fmt: skip
+    header = "| command | variants | seeds | steps | status |\n|---|---|---|---|---|\n"
     return header + "\n".join(rows)
 
 
