@@ -530,7 +530,7 @@ def test_each_variants_seeds_are_scored_as_one_ensemble_and_ruled_on_against_its
     shared_data: Path, tmp_path: Path
 ) -> None:
     from agrnet.checkpoint import model_state, save_checkpoint
-    from agrnet.experiments import ensemble_rule_line
+    from agrnet.experiments import ensemble_line, ensemble_rule_line
     from agrnet.experiments.runner import score_ensembles
     from agrnet.experiments.spec import Evaluation
     from agrnet.model import AGRNet, Ensemble
@@ -556,6 +556,7 @@ def test_each_variants_seeds_are_scored_as_one_ensemble_and_ruled_on_against_its
     scored = {**ensembles["full"], "metrics": {"test-unseen": {"mean_f1": 0.45}}}
     results = {"runs": runs, "ensembles": {"full": scored}}
     line = ensemble_rule_line(results, "full", "test-unseen")
+    assert line.startswith(ensemble_line(results, "full", "test-unseen") + ", so by the rule")
     assert line.startswith("full, ensemble of seeds [0, 1] on test-unseen: 45.0 (members: seed 0 30.0, seed 1 40.0)")
     assert line.endswith("+5.0 points on the best member, so by the rule (kept when above every member) it is kept.")
     results["ensembles"]["full"]["metrics"]["test-unseen"]["mean_f1"] = 0.35
