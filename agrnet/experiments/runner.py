@@ -353,7 +353,7 @@ def run_experiment(
     results["ensembles"] = previous.get("ensembles", {})
     train_all(trainings, runs, jobs, data_root, flip, lambda: update_results(results, runs, experiment, wall, cpu, out))
     if ensemble:
-        chosen = {name: experiment.variants[name] for name in names}
+        chosen = {variant: experiment.variants[variant] for variant in names}
         score_ensembles(results["ensembles"], [run for run in runs if run["seed"] in seeds], chosen, data_root, flip)
     update_results(results, runs, experiment, wall, cpu, out)
     return results

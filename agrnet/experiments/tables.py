@@ -191,15 +191,24 @@ def flip_rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
     return f"{variant} with flip minus without on {split} ({interval}), {_keep(difference.mean, seeds)}"
 
 
+def _ensemble_scores(results: Mapping[str, Any], variant: str, split: str) -> tuple[float, dict[int, float]] | None:
+    """The mean F1 on ``split`` of the ensemble of ``variant``'s seeds (``score_ensembles``) and of each of its
+    members, by seed; None when no ensemble was scored there."""
+    ensemble = results.get("ensembles", {}).get(variant)
+    if ensemble is None or split not in ensemble["metrics"]:
+        return None
+    members = {run["seed"]: run["metrics"][split]["mean_f1"] for run in results["runs"]
+               if run["variant"] == variant and run["seed"] in ensemble["seeds"]}  # fmt: skip
+    return ensemble["metrics"][split]["mean_f1"], members
+
+
 def ensemble_line(results: Mapping[str, Any], variant: str, split: str) -> str:
     """How the ensemble of ``variant``'s seeds (``score_ensembles``) scores on ``split`` beside each of its members,
     and its margin over the best of them."""
-    ensemble = results.get("ensembles", {}).get(variant)
-    if ensemble is None or split not in ensemble["metrics"]:
+    scores = _ensemble_scores(results, variant, split)
+    if scores is None:
         return f"{variant}: no ensemble scored on {split} yet."
-    members = {run["seed"]: run["metrics"][split]["mean_f1"] for run in results["runs"]
-               if run["variant"] == variant and run["seed"] in ensemble["seeds"]}  # fmt: skip
-    value = ensemble["metrics"][split]["mean_f1"]
+    value, members = scores
     each = ", ".join(f"seed {seed} {100 * members[seed]:.1f}" for seed in sorted(members))
     return (f"{variant}, ensemble of seeds {sorted(members)} on {split}: {100 * value:.1f} (members: {each}); "
             f"{100 * (value - max(members.values())):+.1f} points on the best member")  # fmt: skip
@@ -208,14 +217,12 @@ def ensemble_line(results: Mapping[str, Any], variant: str, split: str) -> str:
 def ensemble_rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
     """The verdict of the rule on an ensemble (``ensemble_line``): kept when its mean F1 on ``split`` is above that
     of every one of its members, the runs of ``variant`` with its seeds."""
-    line = ensemble_line(results, variant, split)
-    if line.endswith("yet."):
-        return line
-    ensemble = results["ensembles"][variant]
-    best = max(run["metrics"][split]["mean_f1"] for run in results["runs"]
-               if run["variant"] == variant and run["seed"] in ensemble["seeds"])  # fmt: skip
-    kept = "kept" if ensemble["metrics"][split]["mean_f1"] > best else "not kept"
-    return f"{line}, so by the rule (kept when above every member) it is {kept}."
+    scores = _ensemble_scores(results, variant, split)
+    if scores is None:
+        return ensemble_line(results, variant, split)
+    value, members = scores
+    kept = "kept" if value > max(members.values()) else "not kept"
+    return f"{ensemble_line(results, variant, split)}, so by the rule (kept when above every member) it is {kept}."
 
 
 def _keep(mean: float, seeds: Sequence[int]) -> str:

@@ -5,7 +5,7 @@ from agrnet.model.backbone import BACKBONES, BackboneFeatures, ResNetBackbone
 from agrnet.model.config import AGRNetConfig
 from agrnet.model.context import FeatureFusion, PyramidPooling
 from agrnet.model.edge import EdgePerceivingModule
-from agrnet.model.ensemble import Ensemble
+from agrnet.model.ensemble import Ensemble, model_from_config
 from agrnet.model.flops import complexity
 from agrnet.model.graph import (
     AdaptiveGraphProjection,
@@ -37,6 +37,7 @@ __all__ = [
     "complexity",
     "edge_masking",
     "gather_vertices",
+    "model_from_config",
     "reprojection_matrix",
     "select_vertices",
 ]

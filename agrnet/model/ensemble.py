@@ -53,3 +53,9 @@ class Ensemble(nn.Module):
         edges = [output.edge_logits for output in outputs]
         edge_logits = None if edges[0] is None else torch.stack(edges).mean(0)
         return AGRNetOutput(logits=logits.to(outputs[0].logits.dtype), edge_logits=edge_logits)
+
+
+def model_from_config(config: AGRNetConfig, members: int = 1) -> AGRNet | Ensemble:
+    """A freshly initialised model of architecture ``config`` to load weights into: one ``AGRNet``, or an
+    ``Ensemble`` of ``members`` of them when ``members`` > 1."""
+    return Ensemble.from_config(config, members) if members > 1 else AGRNet.from_config(config)

@@ -243,7 +243,7 @@ def export_weights(
     """
     from agrnet.checkpoint import load_model
     from agrnet.evaluate import check_model_schema, checkpoint_size, training_config
-    from agrnet.model import AGRNet, AGRNetConfig, Ensemble
+    from agrnet.model import AGRNetConfig, Ensemble, model_from_config
 
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"--name {name!r}: expected lowercase letters, digits and hyphens, e.g. fasseg-resnet18")
@@ -272,7 +272,7 @@ def export_weights(
         scores = [metrics_summary(payload.get("metrics") or {}, config["dataset"], config["val_split"])]
     data = save_safetensors(to_storage(reference), metadata={"agrnet_weights": name, "agrnet_version": __version__})
     architecture = AGRNetConfig(**reference.config)
-    restored = Ensemble.from_config(architecture, len(loaded)) if len(loaded) > 1 else AGRNet.from_config(architecture)
+    restored = model_from_config(architecture, len(loaded))
     restored.load_state_dict(state_from_bytes(data))
     size = checkpoint_size(payload)
     difference = max_logit_difference(reference, restored, size)

@@ -148,13 +148,10 @@ class ModelWeights:
     def load(self, map_location: str | torch.device = "cpu") -> tuple[nn.Module, LabelSchema]:
         """The AGRNet of ``model_config`` (an ``AGRNetConfig``; an ``Ensemble`` of ``members`` of them) with these
         weights loaded strictly, in eval mode on ``map_location``, and its label schema."""
-        from agrnet.model import AGRNet, AGRNetConfig, Ensemble
+        from agrnet.model import AGRNetConfig, model_from_config
 
         state = self.get_state_dict()
-        architecture = AGRNetConfig(**self.model_config)
-        model: nn.Module = (
-            Ensemble.from_config(architecture, self.members) if self.members > 1 else AGRNet.from_config(architecture)
-        )
+        model = model_from_config(AGRNetConfig(**self.model_config), self.members)
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
