@@ -52,9 +52,9 @@ SINGLE_IMAGE = (Image.Image, np.ndarray, torch.Tensor, str, os.PathLike)
 """The types ``Predictor.parse`` takes as one image (anything else is a sequence of images)."""
 DEFAULT_WEIGHTS = "fasseg-photo-ensemble-resnet18"
 """The shipped weights ``agrnet predict`` parses photos with when given neither a checkpoint nor ``--weights``: an
-ensemble of the three seeds of the photo recipe (``agrnet experiment fasseg-photo-long --ensemble``), every part of
-which was kept by a rule on FASSEG's ``val`` split (the book's "Faces from elsewhere"). ``fasseg-photo-resnet18``,
-its seed 0 alone, makes one forward pass per view instead of three."""
+ensemble of the three seeds of the photo recipe at 320 px (``agrnet experiment fasseg-photo-long-320 --ensemble``),
+every part of which was kept by a rule on FASSEG's ``val`` split (the book's "Faces from elsewhere").
+``fasseg-photo-resnet18``, one training of the recipe at 256 px, makes one forward pass per view instead of three."""
 EXIF_ORIENTATION = 0x0112
 BAND_PIXELS = 2**20
 """Pixels per band where full-size labels and overlays are computed band by band (rows: this over the width)."""
