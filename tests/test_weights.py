@@ -280,11 +280,16 @@ def test_rescore_writes_portable_commands_and_refuses_other_models(copy, checkpo
         assert main([*argv, "--device", "cpu", "--out", str(reports[-1])]) == 0
     assert main(["weights", "rescore", NAME, *(word for path in reports for word in ("--metrics", str(path)))]) == 0
     entry = weights.get(NAME)
-    assert [score["split"] for score in entry.scores()] == ["val", "test"]
+    assert [score["split"] for score in entry.scores()] == ["test", "val"]  # the entry's own test score replaced
     card = (copy / f"{NAME}.md").read_text()
     for score in entry.scores():
         assert score["command"] in card and "--batch-size" not in score["command"]
     assert f"agrnet evaluate --weights {NAME} --dataset synthetic --split test --num-images 3" in card
+    argv = ["evaluate", "--weights", NAME, "--split", "val", "--num-images", "1", "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "again.json")]) == 0
+    assert main(["weights", "rescore", NAME, "--metrics", str(tmp_path / "again.json")]) == 0
+    again = weights.get(NAME).scores()
+    assert [(score["split"], score["num_images"]) for score in again] == [("test", 3), ("val", 1)]
     assert main(["evaluate", str(checkpoint), "--num-images", "2", "--device", "cpu", "--out", str(reports[0])]) == 0
     capsys.readouterr()
     assert main(["weights", "rescore", NAME, "--metrics", str(reports[0])]) == 1

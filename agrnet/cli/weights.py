@@ -98,9 +98,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="the model parses with flip test-time augmentation by default (its --metrics measured with it)",
     )  # fmt: skip
     export.add_argument("--force", action="store_true", help="replace an entry of the same name")
-    rescore = actions.add_parser("rescore", help="replace an entry's scores by `agrnet evaluate --weights` reports")
+    rescore = actions.add_parser("rescore", help="record `agrnet evaluate --weights` reports as an entry's scores")
     rescore.add_argument("name", help="entry name")
-    rescore.add_argument("--metrics", type=Path, action="append", required=True, help=metrics_help)
+    rescore.add_argument(
+        "--metrics", type=Path, action="append", required=True,
+        help="an `agrnet evaluate --out` report to record (repeatable): it replaces the entry's score on the same "
+        "dataset, split and pipeline, or is added after its scores",
+    )  # fmt: skip
     retrain = actions.add_parser("retrain", help="run the command that trained an entry")
     retrain.add_argument("name", help="entry name")
     retrain.add_argument("--dry-run", action="store_true", help="print the command only")

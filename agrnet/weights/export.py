@@ -318,12 +318,24 @@ def check_reports(entry: ModelWeights, reports: Sequence[Mapping[str, Any]]) -> 
                              f"{entry.name} parses {'with' if entry.flip else 'without'} it by default")  # fmt: skip
 
 
+def score_key(score: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a score measures, whatever its numbers: dataset, split, labels read as another schema's, pipeline."""
+    return score.get("dataset"), score.get("split"), score.get("labels_read_as"), score.get("pipeline", "resize")
+
+
 def rescore(entry: ModelWeights, scores: Sequence[Mapping[str, Any]]) -> ModelWeights:
-    """``entry`` with ``scores`` (as the metadata records them, the first its ``metrics``) in place of its own,
-    its metadata and card written again; the weights are not touched."""
+    """``entry`` with ``scores`` (as the metadata records them) recorded, its metadata and card written again: each
+    replaces the entry's score with the same ``score_key`` where it stands, or is added after the others; the
+    weights are not touched."""
     if not scores:
         raise ValueError(f"weights {entry.name}: no scores to record")
-    scores = [dict(score) for score in scores]
-    updated = dataclasses.replace(entry, metrics=scores[0], evaluations=scores[1:])
+    recorded = entry.scores()
+    for score in scores:
+        keys = [score_key(old) for old in recorded]
+        if score_key(score) in keys:
+            recorded[keys.index(score_key(score))] = dict(score)
+        else:
+            recorded.append(dict(score))
+    updated = dataclasses.replace(entry, metrics=recorded[0], evaluations=recorded[1:])
     write_entry(updated)
     return updated
