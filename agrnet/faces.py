@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from agrnet.data.base import dataset_schema
 from agrnet.data.labels import LabelSchema
 from agrnet.framing import CONTEXT, FASSEG_FRAME, FRAMES, FaceFrame, frame_for, require_frame
 from agrnet.metrics import ConfusionMatrix
@@ -326,13 +327,14 @@ def score_photos(
     crop_height: int = 512, context: float = CONTEXT,
 ) -> dict[str, Any]:  # fmt: skip
     """Score ``predictor`` through the photo pipeline (``parse_photo``) on a dataset of whole photos (samples with
-    ``image`` at the label's size and ``label`` in the predictor's schema): the report of ``agrnet.evaluate``
+    ``image`` at the label's size and ``label`` in the predictor's schema, which a dataset of this package, or a
+    ``Subset`` of one, is checked to name): the report of ``agrnet.evaluate``
     (``ConfusionMatrix.to_dict``, ``schema``, ``num_images``, ``confusion_matrix``) plus the faces found in each
     image (``faces_per_image``) and the names of the images where none was found (``no_face``, scored as all
     background)."""
-    schema = predictor.schema
-    if dataset.schema != schema:
-        raise ValueError(f"dataset labels are {dataset.schema.name}, the model predicts {schema.name}")
+    schema, labels = predictor.schema, dataset_schema(dataset)
+    if labels is not None and labels != schema:
+        raise ValueError(f"dataset labels are {labels.name}, the model predicts {schema.name}")
     confusion = ConfusionMatrix(schema.num_classes, schema.ignore_index)
     faces_per_image, no_face = [], []
     for index in range(len(dataset)):

@@ -254,6 +254,12 @@ def test_photos_are_scored_through_the_pipeline_and_a_photo_without_a_face_count
     nothing = score_photos(predictor, Photos(), StubDetector([]))
     assert nothing["no_face"] == ["photo0", "photo1"] and nothing["f1"]["skin"] == 0.0
     assert np.sum(nothing["confusion_matrix"], axis=0)[1] == 0, "no pixel predicted skin"
+    first = score_photos(predictor, torch.utils.data.Subset(Photos(), [0]), StubDetector([face]))  # --num-images
+    assert first["num_images"] == 1 and first["faces_per_image"] == [1]
+    other = Photos()
+    other.schema = LAPA
+    with pytest.raises(ValueError, match="dataset labels are lapa, the model predicts fasseg"):
+        score_photos(predictor, torch.utils.data.Subset(other, [0]), StubDetector([face]))
 
 
 # ``agrnet predict`` on whole photos ----------------------------------------------------------------------------

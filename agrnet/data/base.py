@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from agrnet.data.edges import label_edges
 from agrnet.data.labels import LabelSchema
@@ -138,6 +138,13 @@ def read_id_map(path: Path) -> np.ndarray:
     """A label map of ids as a uint8 H x W array: the values of an L or P image, or the first channel of an RGB
     one (as the CelebAMask-HQ tools read their masks); decoded once per process (``DECODED``)."""
     return DECODED.get(Path(path), "ids", _decode_id_map)
+
+
+def dataset_schema(dataset: Dataset) -> LabelSchema | None:
+    """The label schema of a dataset of this package, through any ``Subset`` of it; None when it names none."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return getattr(dataset, "schema", None)
 
 
 def check_ids(label: torch.Tensor, schema: LabelSchema, path: Path | str) -> None:
