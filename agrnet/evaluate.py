@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from agrnet.data.labels import LabelSchema
 from agrnet.data.loading import CheckedLoader
+from agrnet.data.transforms import MIN_INPUT_SIZE
 from agrnet.distributed import all_gather_objects
 from agrnet.metrics import ConfusionMatrix
 from agrnet.paper import PAPER_INPUT_SIZE, PAPER_TABLE_II
@@ -48,19 +49,52 @@ def predict_logits(
     schema: LabelSchema,
     flip: bool = False,
     amp: torch.dtype | None = None,
+    scales: Sequence[float] = (1.0,),
 ) -> torch.Tensor:
     """Y for images N x 3 x H x W in [0, 1], float32 N x Nc x H x W at the input size.
 
     With ``flip``, the flipped images run in the same batch and Y is the mean of the plain logits and the
-    ``flip_logits`` of the flipped ones. ``amp`` is an autocast dtype (torch.bfloat16, torch.float16) or None.
+    ``flip_logits`` of the flipped ones. With several ``scales`` (multi-scale test-time augmentation), the images
+    are parsed resized by each factor and Y is the mean of the logits resized back to H x W. ``amp`` is an autocast
+    dtype (torch.bfloat16, torch.float16) or None.
     """
-    batch = torch.cat([images, images.flip(-1)]) if flip else images
-    with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
-        logits = model(batch).logits.float()
-    if flip:
-        plain, mirrored = logits.chunk(2)
-        logits = (plain + flip_logits(mirrored, schema)) / 2
-    return logits
+    check_scales(scales, images.shape[-2:])
+    size = images.shape[-2:]
+    total = torch.zeros((), device=images.device)
+    for scale in scales:
+        scaled = images if scale == 1 else F.interpolate(
+            images, size=scaled_size(size, scale), mode="bilinear", align_corners=False, antialias=scale < 1
+        )  # fmt: skip
+        batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
+        with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
+            logits = model(batch).logits.float()
+        if flip:
+            plain, mirrored = logits.chunk(2)
+            logits = (plain + flip_logits(mirrored, schema)) / 2
+        if scale != 1:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        total = total + logits
+    return total / len(scales)
+
+
+def scaled_size(size: Sequence[int], scale: float) -> tuple[int, int]:
+    """(H, W) of an image of ``size`` resized by ``scale`` (rounded to whole pixels)."""
+    return round(size[0] * scale), round(size[1] * scale)
+
+
+def check_scales(
+    scales: Sequence[float], size: Sequence[int] | None = None, name: str = "scales"
+) -> tuple[float, ...]:
+    """``scales`` as a tuple, or a ValueError naming ``name`` and what is wrong: none given, a factor not positive,
+    or (with the input ``size``) one that shrinks the input below ``MIN_INPUT_SIZE`` pixels."""
+    scales = tuple(float(scale) for scale in scales)
+    if not scales or any(not math.isfinite(scale) or scale <= 0 for scale in scales):
+        raise ValueError(f"{name}: expected one or more positive factors, got {list(scales)}")
+    shrunk = [] if size is None else [scale for scale in scales if scale < 1]
+    too_small = [scale for scale in shrunk if min(scaled_size(size, scale)) < MIN_INPUT_SIZE]
+    if too_small:
+        raise ValueError(f"{name}: {too_small[0]:g} shrinks the {size[0]} x {size[1]} input below {MIN_INPUT_SIZE} px")
+    return scales
 
 
 def labels_at_sizes(logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
@@ -127,9 +161,11 @@ def evaluate(
     amp: torch.dtype | None = None,
     progress: bool = False,
     skip_bad: bool = False,
+    scales: Sequence[float] = (1.0,),
 ) -> dict[str, Any]:
     """Score ``model`` on ``dataset`` at each image's original size; returns the report (``ConfusionMatrix.to_dict``
-    plus ``schema``, ``num_images`` (the images scored), ``flip``, ``confusion_matrix`` and ``skipped``).
+    plus ``schema``, ``num_images`` (the images scored), ``flip``, ``scales``, ``confusion_matrix`` and ``skipped``).
+    ``flip`` and ``scales`` are the test-time augmentations of ``predict_logits``.
 
     A sample that fails to load raises its error (naming the file), from worker processes too. With ``skip_bad``
     the samples whose files are bad (``agrnet.data.loading.BAD_DATA``: missing, undecodable, image and label of
@@ -142,6 +178,7 @@ def evaluate(
     ``device`` None keeps the model where it is; the model is left in eval mode on ``device``.
     """
     check_model_schema(model, schema)
+    scales = check_scales(scales)
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
     if device is None:
@@ -161,7 +198,7 @@ def evaluate(
     for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
         images = batch["image"].to(device, non_blocking=True)
         targets = [label.to(device, non_blocking=True) for label in batch["label"]]
-        logits = predict_logits(model, images, schema, flip=flip, amp=amp)
+        logits = predict_logits(model, images, schema, flip=flip, amp=amp, scales=scales)
         predictions = labels_at_sizes(logits, [tuple(target.shape[-2:]) for target in targets])
         confusion.update(torch.cat([p.flatten() for p in predictions]), torch.cat([t.flatten() for t in targets]))
     confusion.all_reduce()
@@ -176,6 +213,7 @@ def evaluate(
         schema=schema.name,
         num_images=int(num_images),
         flip=flip,
+        scales=list(scales),
         confusion_matrix=confusion.matrix.cpu().tolist(),
         skipped=skipped,
     )
@@ -225,9 +263,11 @@ def format_table(report: Mapping[str, Any], schema: LabelSchema, dataset: str | 
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         blocks.append("\n".join(_table_line(row, widths) for row in rows))
     groups = "; group F1 merges its classes, see agrnet.metrics" if schema.groups else ""
+    scales = report.get("scales", [1.0])
+    scales = "" if list(scales) == [1.0] else "  scales " + ", ".join(f"{scale:g}" for scale in scales)
     summary = (
         f"mIoU {cell(_percent(report.get('miou')))}  pixel accuracy {cell(_percent(report.get('pixel_accuracy')))}  "
-        f"images {report.get('num_images', '-')}  flip {'on' if report.get('flip') else 'off'}{groups}"
+        f"images {report.get('num_images', '-')}  flip {'on' if report.get('flip') else 'off'}{scales}{groups}"
     )
     return "\n\n".join([*blocks, summary])
 

@@ -33,6 +33,7 @@ from agrnet.data.transforms import EvalTransform, check_input_size
 from agrnet.evaluate import (
     DEFAULT_SIZE,
     check_model_schema,
+    check_scales,
     checkpoint_size,
     labels_at_sizes,
     predict_logits,
@@ -225,6 +226,8 @@ class Predictor:
         size: model input size, an int or (H, W), at least ``MIN_INPUT_SIZE`` (32); images are resized to it and
             predictions back.
         flip: flip test-time augmentation.
+        scales: multi-scale test-time augmentation, the factors each image is parsed at after resizing it to
+            ``size`` (``agrnet.evaluate.predict_logits``); (1,) parses at ``size`` only.
         batch_size: images per forward pass.
         amp: an autocast dtype (torch.bfloat16, torch.float16) for mixed precision, or None.
     """
@@ -238,6 +241,7 @@ class Predictor:
         flip: bool = False,
         batch_size: int = 4,
         amp: torch.dtype | None = None,
+        scales: Sequence[float] = (1.0,),
     ) -> None:
         check_model_schema(model, schema)
         if batch_size < 1:
@@ -247,6 +251,7 @@ class Predictor:
         self.schema = schema
         self.transform = EvalTransform(check_input_size(size, "size"))
         self.flip = flip
+        self.scales = check_scales(scales, self.size)
         self.batch_size = batch_size
         self.amp = amp
 
@@ -308,7 +313,7 @@ class Predictor:
         for start in range(0, len(tensors), self.batch_size):
             chunk = tensors[start : start + self.batch_size]
             resized = torch.stack([self.transform({"image": t.to(self.device)})["image"] for t in chunk])
-            logits = predict_logits(self.model, resized, self.schema, flip=self.flip, amp=self.amp)
+            logits = predict_logits(self.model, resized, self.schema, self.flip, self.amp, self.scales)
             labels += [label.cpu() for label in labels_at_sizes(logits, [tuple(t.shape[-2:]) for t in chunk])]
         return labels[0] if single else labels
 
@@ -323,7 +328,7 @@ class Predictor:
         """Class probabilities Nc x H x W (on the CPU) of one image 3 x H x W, at the image's size: the model's
         logits resized back bilinearly, then the softmax (what ``agrnet.faces`` pastes back onto a photo)."""
         resized = self.transform({"image": image.to(self.device)})["image"]
-        logits = predict_logits(self.model, resized[None], self.schema, self.flip, self.amp)
+        logits = predict_logits(self.model, resized[None], self.schema, self.flip, self.amp, self.scales)
         logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
         return logits.softmax(1)[0].cpu()
 

@@ -199,7 +199,9 @@ def _parse_aligned(predictor: Predictor, chunk: Sequence[tuple[Path, Path]], wri
         return
     resized = [predictor.transform({"image": image_to_tensor(image).to(predictor.device)})["image"]
                for _, _, image, _ in opened]  # fmt: skip
-    logits = predict_logits(predictor.model, torch.stack(resized), predictor.schema, predictor.flip, predictor.amp)
+    logits = predict_logits(
+        predictor.model, torch.stack(resized), predictor.schema, predictor.flip, predictor.amp, predictor.scales
+    )
     for (path, name, image, size), item in zip(opened, logits, strict=True):
         label = resize_labels(item, size)
         try:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny_model import tiny_checkpoint, tiny_model
 from torch import nn
 
@@ -13,7 +14,15 @@ from agrnet.cli import main
 from agrnet.data.labels import CELEBAMASK_HQ, FASSEG, HELEN, LAPA
 from agrnet.data.synthetic import SyntheticFaces
 from agrnet.data.transforms import EvalTransform
-from agrnet.evaluate import PAPER_TABLE_II, evaluate, flip_logits, format_table, parse_device, predict_logits
+from agrnet.evaluate import (
+    PAPER_TABLE_II,
+    check_scales,
+    evaluate,
+    flip_logits,
+    format_table,
+    parse_device,
+    predict_logits,
+)
 from agrnet.model import AGRNetOutput
 
 LEFT_EYE, RIGHT_EYE = 4, 5
@@ -109,6 +118,31 @@ def test_flip_tta_keeps_left_eye_on_the_image_right():
     assert report["group_f1"]["eyes"] == 1.0
 
 
+def test_multi_scale_logits_are_the_mean_of_each_scale_resized_back():
+    model = tiny_model(FASSEG).eval()
+    images = torch.rand(2, 3, 64, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(predict_logits(model, images, FASSEG, scales=(1,)), model(images).logits)
+        small = F.interpolate(images, size=(32, 40), mode="bilinear", antialias=True)
+        large = F.interpolate(images, size=(96, 120), mode="bilinear")
+        each = [F.interpolate(model(x).logits, size=(64, 80), mode="bilinear") for x in (small, images, large)]
+        expected = torch.stack(each).mean(0)
+        torch.testing.assert_close(predict_logits(model, images, FASSEG, scales=(0.5, 1, 1.5)), expected)
+        flipped = predict_logits(model, images, FASSEG, flip=True, scales=(0.5, 1))
+        halves = [predict_logits(model, images, FASSEG, flip=True, scales=(s,)) for s in (0.5, 1)]
+        torch.testing.assert_close(flipped, (halves[0] + halves[1]) / 2)
+
+
+@pytest.mark.parametrize(
+    ("scales", "message"),
+    [((), "one or more positive"), ((1, 0), "one or more positive"), ((float("nan"),), "positive"),
+     ((0.25, 1), "0.25 shrinks the 64 x 64 input below 32 px")],
+)  # fmt: skip
+def test_bad_scales_are_refused_by_name(scales, message):
+    with pytest.raises(ValueError, match=f"--scales: .*{message}"):
+        check_scales(scales, (64, 64), "--scales")
+
+
 def test_report_of_a_real_model_names_classes_and_groups():
     model = tiny_model(LAPA)
     dataset = HalvesDataset([(40, 48), (56, 40)], 1, 10, transform=EvalTransform(64))
@@ -184,6 +218,26 @@ def test_cli_writes_report_and_table(tmp_path, capsys):
     assert (report["dataset"], report["split"], report["num_images"], report["size"]) == ("synthetic", "val", 2, 64)
     assert report["checkpoint"] == str(checkpoint) and report["agrnet_version"]
     assert set(report["f1"]) == set(LAPA.classes)
+
+
+def test_cli_scores_with_scales_and_records_them(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+    out = tmp_path / "report.json"
+    words = ["evaluate", str(checkpoint), "--size", "64", "--num-images", "2", "--device", "cpu", "--out", str(out)]
+    assert main([*words, "--scales", "0.75", "1"]) == 0
+    assert "flip off  scales 0.75, 1" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["scales"] == [0.75, 1.0]
+    assert report["command"].endswith("--scales 0.75 1")
+    assert main(words) == 0
+    plain = json.loads(out.read_text())
+    assert plain["scales"] == [1.0] and "--scales" not in plain["command"]
+    assert plain["confusion_matrix"] != report["confusion_matrix"]
+    capsys.readouterr()
+    assert main([*words, "--scales", "0.1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "agrnet evaluate: error: --scales: 0.1 shrinks the 64 x 64 input below 32 px"
+    )
 
 
 def test_cli_rejects_a_checkpoint_of_another_schema(tmp_path, capsys):

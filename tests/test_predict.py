@@ -140,6 +140,30 @@ def test_cli_succeeds_on_good_files(checkpoint, image_folder, tmp_path):
     assert Image.open(tmp_path / "ok" / "labels" / "a.png").size == (60, 40)
 
 
+def test_multi_scale_parsing_is_the_argmax_of_its_probabilities_at_the_original_size(checkpoint):
+    multi = Predictor.from_checkpoint(checkpoint, device="cpu", size=SIZE, scales=(0.5, 1, 1.5))
+    image = as_image_tensor(photo(50, 70, 4))
+    probabilities = multi.probabilities(image)
+    assert probabilities.shape == (LAPA.num_classes, 50, 70)
+    torch.testing.assert_close(probabilities.sum(0), torch.ones(50, 70))
+    assert torch.equal(multi.parse(image), probabilities.argmax(0))
+    single = Predictor.from_checkpoint(checkpoint, device="cpu", size=SIZE)
+    assert multi.scales == (0.5, 1.0, 1.5) and single.scales == (1.0,)
+    assert not torch.allclose(single.probabilities(image), probabilities)
+    with pytest.raises(ValueError, match="^scales: 0.25 shrinks the 64 x 64 input below 32 px"):
+        Predictor.from_checkpoint(checkpoint, device="cpu", size=SIZE, scales=(0.25, 1))
+
+
+def test_cli_parses_at_several_scales_and_refuses_a_bad_one(checkpoint, image_folder, tmp_path, capsys):
+    args = ["predict", str(checkpoint), str(image_folder / "a.png"), "--size", "64", "--aligned", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "ok"), "--scales", "0.5", "1"]) == 0
+    assert Image.open(tmp_path / "ok" / "labels" / "a.png").size == (60, 40)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--scales", "0"]) == 2
+    error = "agrnet predict: error: --scales: expected one or more positive factors, got [0.0]"
+    assert capsys.readouterr().err.strip() == error
+
+
 @pytest.mark.parametrize("device", ["banana", "cuda:7"])
 def test_cli_rejects_a_wrong_device(checkpoint, image_folder, tmp_path, capsys, device):
     if device == "cuda:7" and torch.cuda.device_count() > 7:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agrnet.cli.model_source import add_context_option, add_inference_options, add_switches, check_context
 from agrnet.data.transforms import check_input_size
-from agrnet.evaluate import check_positive
+from agrnet.evaluate import check_positive, check_scales
 from agrnet.faces import FaceDetector, frame_for
 from agrnet.files import check_writable
 from agrnet.predict import DEFAULT_WEIGHTS, Predictor
@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out, "--out", folder=True)
         device = parse_device(args.device)
         options = {"device": device, "size": args.size, "batch_size": args.batch_size, "amp": AMP_DTYPES[args.amp]}
+        options.update({} if args.scales is None else {"scales": check_scales(args.scales, name="--scales")})
         if weights is not None:
             predictor = Predictor.from_weights(weights, flip=args.flip, **options)
         else:
