@@ -41,6 +41,7 @@ from agrnet.experiments import (
     run_settings,
     same_training,
     summarise,
+    sure_rule_line,
 )
 from agrnet.experiments.runner import shared_record
 from agrnet.stats import verdict
@@ -313,6 +314,30 @@ def test_a_keep_if_positive_rule_reads_the_mean_paired_difference() -> None:
     assert rule_line(results, "new", "test") == "new: no paired run on test yet."
 
 
+def test_a_keep_if_sure_rule_needs_the_interval_above_zero_and_no_loss_on_the_guard_split() -> None:
+    scores = {  # seed by seed: (hands, photos)
+        "plain": [(0.70, 0.90), (0.72, 0.91), (0.71, 0.92)],
+        "new": [(0.75, 0.90), (0.76, 0.91), (0.76, 0.92)],
+    }
+
+    def results(new: list[tuple[float, float]]) -> dict:
+        runs = [
+            {"variant": variant, "seed": seed, "metrics": {"hands": {"mean_f1": h}, "photos": {"mean_f1": p}}}
+            for variant, values in {**scores, "new": new}.items()
+            for seed, (h, p) in enumerate(values)
+        ]
+        return {"reference": "plain", "paired": paired(runs, "plain")}
+
+    line = sure_rule_line(results(scores["new"]), "new", "hands", "photos")
+    assert line.startswith("new minus plain over seeds [0, 1, 2]: +4.7 [+3.2, +6.1] points on hands, +0.0 [")
+    assert line.endswith("(kept when the first interval lies above zero and the second mean above -0.3) it is kept.")
+    costly = [(h, p - 0.004) for h, p in scores["new"]]
+    assert sure_rule_line(results(costly), "new", "hands", "photos").endswith("it is not kept."), "-0.4 on photos"
+    unsure = [(0.75, 0.90), (0.70, 0.91), (0.76, 0.92)]  # +5, -2, +5: mean above zero, interval across it
+    assert sure_rule_line(results(unsure), "new", "hands", "photos").endswith("it is not kept.")
+    assert sure_rule_line(results(unsure), "new", "test", "photos") == "new: no paired runs on test and photos yet."
+
+
 def test_a_run_scored_on_more_evaluations_is_shared_with_those_asked_for() -> None:
     settings = run_settings(EXPERIMENTS["fasseg-ablation"], Variant(), {}, 0)
     metrics = {"test": {"mean_f1": 0.9}, "test-unseen": {"mean_f1": 0.8}, "test (flip)": {"mean_f1": 0.7}}
@@ -491,12 +516,12 @@ def test_evaluations_added_later_are_scored_from_the_run_folder_and_named_when_i
     assert "full seed 1: lacks ['test-unseen']" in capsys.readouterr().err
 
 
-def test_a_photo_evaluation_can_show_each_photo_with_less_detail(
+def test_a_photo_evaluation_can_show_each_photo_with_less_detail_or_a_hand_over_the_face(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tiny_model import tiny_checkpoint
 
-    from agrnet.data.transforms import LowResolution
+    from agrnet.data.transforms import LowResolution, RaisedHand
     from agrnet.experiments import worker
     from agrnet.experiments.spec import Evaluation
     from agrnet.faces import FaceDetector, score_photos
@@ -524,6 +549,17 @@ def test_a_photo_evaluation_can_show_each_photo_with_less_detail(
     assert report["confusion_matrix"] == expected["confusion_matrix"] and report["num_images"] == 3
     plain = worker.score(model, root, Evaluation("val", photos=True), 64)
     assert plain["confusion_matrix"] != report["confusion_matrix"], "the shrunk photos are other photos"
+    raised = Evaluation("val", photos=True, hands=True)
+    assert raised.key == "val (photos, hands)"
+    for bad in ({"hands": True}, {"hands": True, "photos": True, "shrink": 2}):
+        with pytest.raises(ValueError, match="hands: scored through the photo pipeline"):
+            Evaluation("val", **bad)
+    occluded = worker.score(model, root, raised, 64)
+    labels = first_three("fasseg", root, "val", transform=RaisedHand(FASSEG_SCHEMA))
+    expected = score_photos(Predictor(model, FASSEG_SCHEMA, device="cpu", size=64), labels, FaceDetector())
+    assert occluded["confusion_matrix"] == expected["confusion_matrix"], "the same hands every time"
+    assert sum(map(sum, occluded["confusion_matrix"])) == sum(map(sum, plain["confusion_matrix"]))
+    assert occluded["confusion_matrix"] != plain["confusion_matrix"], "hands over the faces"
 
 
 def test_each_variants_seeds_are_scored_as_one_ensemble_and_ruled_on_against_its_members(

@@ -11,7 +11,15 @@ from torchvision.transforms.v2 import functional as TF
 
 from agrnet.data import CELEBAMASK_HQ, LAPA, EvalTransform, SyntheticFaces, TrainTransform, label_edges
 from agrnet.data.labels import FASSEG as FASSEG_SCHEMA
-from agrnet.data.transforms import Appearance, LowResolution, clothes, dead_leaves, low_resolution
+from agrnet.data.transforms import (
+    Appearance,
+    LowResolution,
+    RaisedHand,
+    clothes,
+    dead_leaves,
+    hand,
+    low_resolution,
+)
 
 
 def _halves_sample(height: int = 32, width: int = 40) -> dict:
@@ -170,16 +178,25 @@ def test_appearance_changes_the_image_where_it_should_and_never_the_label() -> N
     sample = _face_sample()
     label = sample["label"]
     torch.manual_seed(0)
-    background = Appearance(FASSEG_SCHEMA, ("background",), p=1.0)(sample["image"], label)
+
+    def drawn(kind: str) -> torch.Tensor:
+        image, kept = Appearance(FASSEG_SCHEMA, (kind,), p=1.0)(sample["image"], label)
+        assert kept is label, f"{kind} leaves the label as it is"
+        return image
+
+    background = drawn("background")
     assert (background[:, label == 0] != 0.5).any() and (background[:, label > 0] == 0.5).all()
-    leaves = Appearance(FASSEG_SCHEMA, ("leaves",), p=1.0)(sample["image"], label)
+    leaves = drawn("leaves")
     assert (leaves[:, label == 0] != 0.5).any() and (leaves[:, label > 0] == 0.5).all()
-    glasses = Appearance(FASSEG_SCHEMA, ("glasses",), p=1.0)(sample["image"], label)
+    glasses = drawn("glasses")
     changed = (glasses != 0.5).any(0)
     assert changed.any() and not changed[:12].any() and not changed[40:].any(), "frames lie around the eyes only"
-    photometric = Appearance(FASSEG_SCHEMA, ("photometric",), p=1.0)(sample["image"], label)
+    photometric = drawn("photometric")
     assert photometric.shape == (3, 64, 48) and 0 <= photometric.min() and photometric.max() <= 1
-    transform = TrainTransform(32, FASSEG_SCHEMA, rotation=0.0, scale=(1.0, 1.0), appearance=Appearance(FASSEG_SCHEMA))
+    kinds = ("photometric", "background", "glasses", "leaves", "clothes", "low-resolution")
+    transform = TrainTransform(
+        32, FASSEG_SCHEMA, rotation=0.0, scale=(1.0, 1.0), appearance=Appearance(FASSEG_SCHEMA, kinds)
+    )
     plain = TrainTransform(32, FASSEG_SCHEMA, rotation=0.0, scale=(1.0, 1.0))
     torch.manual_seed(3)
     augmented = transform(sample)
@@ -188,9 +205,49 @@ def test_appearance_changes_the_image_where_it_should_and_never_the_label() -> N
     assert torch.equal(augmented["label"], reference["label"]) and torch.equal(augmented["edge"], reference["edge"])
     torch.manual_seed(3)
     assert torch.equal(transform(sample)["image"], augmented["image"]), "seeded: the same draw"
-    assert Appearance(FASSEG_SCHEMA, p=0.0)(sample["image"], label).equal(sample["image"])
-    with pytest.raises(ValueError, match=r"augment: unknown \['hands'\]"):
-        Appearance(FASSEG_SCHEMA, ("hands",))
+    assert Appearance(FASSEG_SCHEMA, p=0.0)(sample["image"], label)[0].equal(sample["image"])
+    with pytest.raises(ValueError, match=r"augment: unknown \['mustache'\]"):
+        Appearance(FASSEG_SCHEMA, ("mustache",))
+
+
+def test_a_hand_reaches_from_the_edge_over_the_lower_face_and_is_labelled_background() -> None:
+    outside = torch.ones(96, 64, dtype=torch.bool)
+    outside[10:70, 16:48] = False  # a face 32 wide, rows 10 to 69
+    skin = torch.tensor([[0.8, 0.6, 0.5], [0.7, 0.5, 0.4], [0.9, 0.7, 0.6]])
+    for seed in range(20):
+        torch.manual_seed(seed)
+        covered, look = hand(outside, skin)
+        assert covered[10:70, 16:48].any(), "the hand lies over the face"
+        assert covered[0].any() or covered[-1].any() or covered[:, 0].any() or covered[:, -1].any(), "an arm to it"
+        assert not covered.all() and look.shape == (3, 96, 64) and 0 <= look.min() and look.max() <= 1
+    assert hand(torch.ones(8, 8, dtype=torch.bool), skin) is None, "no face: no hand"
+    sample = _face_sample()
+    torch.manual_seed(0)
+    image, label = Appearance(FASSEG_SCHEMA, ("hands",), p=1.0)(sample["image"], sample["label"])
+    hidden = (sample["label"] > 0) & (label == 0)
+    assert hidden.any(), "the hand hides part of the face, now background"
+    assert torch.equal(label[~hidden], sample["label"][~hidden]), "nothing else is relabelled"
+    changed = (image != 0.5).any(0)
+    assert changed[hidden].all() and not changed[(label > 0)].any(), "the image changes under the hand only"
+    transform = TrainTransform(
+        32, FASSEG_SCHEMA, rotation=0.0, scale=(1.0, 1.0), appearance=Appearance(FASSEG_SCHEMA, ("hands",), p=1.0)
+    )
+    plain = TrainTransform(32, FASSEG_SCHEMA, rotation=0.0, scale=(1.0, 1.0))
+    torch.manual_seed(0)
+    assert (transform(sample)["label"] == 0).sum() > (plain(sample)["label"] == 0).sum(), "TrainTransform keeps it"
+
+
+def test_a_raised_hand_is_the_same_for_an_image_every_time_and_leaves_the_generator_alone() -> None:
+    sample = _face_sample()
+    torch.manual_seed(5)
+    state = torch.random.get_rng_state()
+    first, again = RaisedHand(FASSEG_SCHEMA)(sample), RaisedHand(FASSEG_SCHEMA)(sample)
+    assert torch.equal(torch.random.get_rng_state(), state), "torch's global generator is untouched"
+    assert torch.equal(first["image"], again["image"]) and torch.equal(first["label"], again["label"])
+    assert ((first["label"] == 0) & (sample["label"] > 0)).any(), "the hand hides part of the face"
+    other = RaisedHand(FASSEG_SCHEMA)({**sample, "name": "another face"})
+    assert not torch.equal(other["label"], first["label"]), "another image, another hand"
+    assert repr(RaisedHand(FASSEG_SCHEMA)) == "RaisedHand(schema='fasseg')"
 
 
 def test_clothes_cover_background_below_the_face_only() -> None:
@@ -208,7 +265,7 @@ def test_clothes_cover_background_below_the_face_only() -> None:
     assert clothes(torch.ones(8, 8, dtype=torch.bool), hair) is None, "no face: no shoulders"
     sample = _face_sample()
     torch.manual_seed(0)
-    dressed = Appearance(FASSEG_SCHEMA, ("clothes",), p=1.0)(sample["image"], sample["label"])
+    dressed, _ = Appearance(FASSEG_SCHEMA, ("clothes",), p=1.0)(sample["image"], sample["label"])
     changed = (dressed != 0.5).any(0)
     assert changed.any() and not changed[sample["label"] > 0].any() and not changed[:30].any()
 
@@ -234,7 +291,7 @@ def test_low_resolution_keeps_the_size_and_loses_the_fine_detail() -> None:
     assert shrunk["label"] is sample["label"] and shrunk["image"].shape == sample["image"].shape
     assert detail(shrunk["image"]) < detail(sample["image"]) and repr(LowResolution(4)) == "LowResolution(factor=4)"
     torch.manual_seed(0)
-    seen = Appearance(FASSEG_SCHEMA, ("low-resolution",), p=1.0)(sample["image"], sample["label"])
+    seen, _ = Appearance(FASSEG_SCHEMA, ("low-resolution",), p=1.0)(sample["image"], sample["label"])
     assert seen.shape == sample["image"].shape and detail(seen) < detail(sample["image"])
 
 

@@ -6,6 +6,9 @@ DataLoader seeds it differently in each worker from its base seed, so seeded loa
 
 from __future__ import annotations
 
+import math
+import zlib
+
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -45,13 +48,13 @@ def check_input_size(size: int | tuple[int, int] | list[int], name: str = "--siz
     return int(height), int(width)
 
 
-AUGMENTATIONS = ("photometric", "background", "glasses", "leaves", "clothes", "low-resolution")
+AUGMENTATIONS = ("photometric", "background", "glasses", "leaves", "clothes", "low-resolution", "hands")
 """The appearance augmentations ``Appearance`` can apply, for faces from elsewhere than the training set."""
 APPEARANCE = AUGMENTATIONS[:3]
 """The appearance recipe of experiment ``fasseg-photo`` (kept there); the shipped photo model
 ``fasseg-photo-resnet18`` adds "leaves" to it (experiment ``fasseg-photo-leaves``), starts from a pretrained
 backbone (``fasseg-photo-pretrained``) and adds "clothes" (``fasseg-photo-clothes``); ``fasseg-photo-low-resolution``
-tries "low-resolution" on top."""
+tries "low-resolution" on top, ``fasseg-photo-hands`` "hands"."""
 LOW_RESOLUTION = (1.0, 3.0)
 """The range of ``low_resolution``'s factor in the "low-resolution" augmentation: from the crop's own detail to a
 third of it (a face of FASSEG's 256 px crop seen as a photo's 85 px face, upsampled)."""
@@ -122,6 +125,73 @@ def clothes(outside: torch.Tensor, colours: torch.Tensor) -> tuple[torch.Tensor,
     return inside.to(outside.device) & outside, (colour[:, None, None] * shade).clamp(0, 1).to(outside.device)
 
 
+def _capsules(points: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """The distance of each of ``points`` (H x W x 2) to each segment ``starts`` -> ``ends`` (K x 2): K x H x W."""
+    direction = ends - starts
+    relative = points[None] - starts[:, None, None]
+    along = (relative * direction[:, None, None]).sum(-1) / (direction**2).sum(-1).clamp(min=1e-6)[:, None, None]
+    nearest = starts[:, None, None] + along.clamp(0, 1)[..., None] * direction[:, None, None]
+    return (points[None] - nearest).norm(dim=-1)
+
+
+def hand(outside: torch.Tensor, colours: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A hand raised over the face: where it covers the picture (H x W bool) and its look (3 x H x W in [0, 1]);
+    None when ``outside`` (H x W bool) holds no face. A palm (an ellipse 0.3 to 0.5 faces wide) with four fingers
+    and a thumb (capsules of random length and spread) on a forearm that reaches the picture's edge, its palm
+    centred on a random point of the face's lower two thirds, pointing up to 60 degrees either side of straight
+    up; the median colour of ``colours`` (K x 3: the face's skin pixels, so the hand has a skin tone the model must
+    not call skin), lit a little differently and shaded by a smooth texture. Torch's global generator."""
+    face = (~outside).nonzero()
+    if len(face) < 2 or not len(colours):
+        return None
+    height, width = outside.shape
+    top, bottom = float(face[:, 0].min()), float(face[:, 0].max())
+    face_width = float(face[:, 1].max() - face[:, 1].min() + 1)
+    lower = face[face[:, 0] >= top + (bottom - top) / 3]
+    centre_y, centre_x = lower[torch.randint(len(lower), ())].float().tolist()
+    palm, angle, spread, length, thumb_side = torch.rand(5).tolist()
+    palm_width = (0.3 + 0.2 * palm) * face_width
+    angle = (angle - 0.5) * 2 * math.pi / 3  # radians from straight up
+    ys = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width)
+    xs = torch.arange(width, dtype=torch.float32)[None].expand(height, width)
+    cos, sin = math.cos(angle), math.sin(angle)
+    across = (xs - centre_x) * cos + (ys - centre_y) * sin  # the hand's own frame: across the palm, and up it
+    up = (xs - centre_x) * sin - (ys - centre_y) * cos
+    local = torch.stack([across, up], -1)
+    covered = (across / (palm_width / 2)) ** 2 + (up / (0.55 * palm_width)) ** 2 < 1
+    bases = torch.linspace(-0.36, 0.36, 4) * palm_width
+    tilt = torch.linspace(-1, 1, 4) * 0.25 * spread
+    finger_length = (0.6 + 0.4 * length) * palm_width * torch.tensor([0.85, 1.0, 0.95, 0.75])
+    starts = torch.stack([bases, torch.full((4,), 0.35 * palm_width)], -1)
+    ends = starts + finger_length[:, None] * torch.stack([tilt.sin(), tilt.cos()], -1)
+    side = 1.0 if thumb_side < 0.5 else -1.0
+    thumb_start = torch.tensor([[side * 0.4 * palm_width, -0.1 * palm_width]])
+    thumb_end = thumb_start + 0.6 * palm_width * torch.tensor([[side * 0.8, 0.6]])
+    reach = float(height + width)
+    arm_start, arm_end = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, -reach]])
+    radius = torch.cat([torch.full((4,), 0.1), torch.tensor([0.12, 0.42])]) * palm_width
+    distance = _capsules(local, torch.cat([starts, thumb_start, arm_start]), torch.cat([ends, thumb_end, arm_end]))
+    covered |= (distance < radius[:, None, None]).any(0)
+    colour = colours.median(0).values * float(torch.empty(()).uniform_(0.85, 1.15))
+    shade = 0.8 + 0.2 * procedural_background(height, width).mean(0, keepdim=True)
+    return covered.to(outside.device), (colour[:, None, None] * shade).clamp(0, 1).to(outside.device)
+
+
+def raise_hand(
+    image: torch.Tensor, label: torch.Tensor, schema: LabelSchema
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``image`` (3 x H x W) with a ``hand`` over the face that ``label`` (H x W, of ``schema``) outlines, in the
+    face's skin tone (its "skin" pixels; all its face pixels for a schema without "skin"), and the label of what it
+    shows: the hand's pixels are background (id 0). Both unchanged when the label holds no face."""
+    outside = (label == 0) | (label == schema.ignore_index)
+    skin = label == schema.classes.index("skin") if "skin" in schema.classes else ~outside
+    raised = hand(outside, image.flatten(1)[:, skin.flatten()].T.float())
+    if raised is None:
+        return image, label
+    covered, look = raised
+    return torch.where(covered, look.to(image), image), torch.where(covered, torch.zeros_like(label), label)
+
+
 def low_resolution(image: torch.Tensor, factor: float) -> torch.Tensor:
     """``image`` (C x H x W) with ``factor`` times less detail, at its own size: shrunk by ``factor`` (antialiased)
     and enlarged back (bilinear), as a small photo's face is enlarged to a model's input."""
@@ -167,7 +237,8 @@ def glasses_frames(label: torch.Tensor, eye_ids: list[int]) -> tuple[torch.Tenso
 
 
 class Appearance:
-    """Appearance augmentation for faces unlike the training set's (image only: labels are unchanged).
+    """Appearance augmentation for faces unlike the training set's: the image changes, the labels only where a hand
+    covers the face.
 
     Each of ``kinds`` (``AUGMENTATIONS``) applies with probability ``p``:
     - "background": pixels labelled background (id 0) or ignored (the affine's uncovered border) are replaced by a
@@ -177,6 +248,8 @@ class Appearance:
     - "clothes": ``clothes``, shoulders below the face over its background (after "leaves");
     - "glasses": ``glasses_frames`` are drawn over the face; the eyes stay labelled as eyes (FASSEG labels eyes
       behind frames as eyes; CelebAMask-HQ's score leaves eyeglasses out);
+    - "hands": ``raise_hand``, a hand in the face's skin tone over the face (after "glasses"), its pixels labelled
+      background (what a hand hides is no part of the face to a face parser, and CelebAMask-HQ labels hands so);
     - "low-resolution": ``low_resolution`` at a factor drawn uniformly from ``LOW_RESOLUTION`` (after the above,
       before "photometric": a camera's noise and compression come after its resolution);
     - "photometric": colour jitter (brightness, contrast, saturation, hue), gamma, greyscale, Gaussian blur,
@@ -202,8 +275,9 @@ class Appearance:
         )
         self.jpeg = v2.JPEG(quality=(30, 95))
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """``image`` (3 x H x W in [0, 1]) with the augmentations drawn for it; ``label`` (H x W) places them."""
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image`` (3 x H x W in [0, 1]) with the augmentations drawn for it, which ``label`` (H x W) places, and the
+        label of what it shows (``label`` itself unless a hand covers part of the face)."""
         outside = (label == 0) | (label == self.schema.ignore_index)
         if "background" in self.kinds and torch.rand(()) < self.p:
             image = torch.where(outside, procedural_background(*label.shape).to(image), image)
@@ -220,6 +294,8 @@ class Appearance:
             if frames is not None:
                 coverage, colour = frames
                 image = image * (1 - coverage) + colour.to(image) * coverage
+        if "hands" in self.kinds and torch.rand(()) < self.p:
+            image, label = raise_hand(image, label, self.schema)
         if "low-resolution" in self.kinds and torch.rand(()) < self.p:
             image = low_resolution(image, float(torch.empty(()).uniform_(*LOW_RESOLUTION)))
         if "photometric" in self.kinds and torch.rand(()) < self.p:
@@ -227,7 +303,7 @@ class Appearance:
             image = TF.adjust_gamma(image.clamp(0, 1), float(torch.empty(()).uniform_(0.6, 1.6)))
             if torch.rand(()) < 0.3:
                 image = self.jpeg((image.clamp(0, 1) * 255).round().to(torch.uint8)).float() / 255
-        return image.clamp(0, 1)
+        return image.clamp(0, 1), label
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kinds={self.kinds}, p={self.p})"
@@ -276,7 +352,7 @@ class TrainTransform:
         image = image.as_subclass(torch.Tensor).clamp_(0.0, 1.0)
         label = label.as_subclass(torch.Tensor)
         if self.appearance is not None:
-            image = self.appearance(image, label)
+            image, label = self.appearance(image, label)
         edge = label_edges(label, self.schema.ignore_index)
         return {**sample, "image": image, "label": label, "edge": edge}
 
@@ -318,3 +394,21 @@ class LowResolution:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(factor={self.factor:g})"
+
+
+class RaisedHand:
+    """A sample's photo with a hand over its face (``raise_hand``), the hand's pixels labelled background: for
+    scoring occluded faces through the photo pipeline. Each image gets the same hand every time, drawn from a
+    generator seeded by its name (torch's global generator is left as it was)."""
+
+    def __init__(self, schema: LabelSchema) -> None:
+        self.schema = schema
+
+    def __call__(self, sample: Sample) -> Sample:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(str(sample["name"]).encode()))
+            image, label = raise_hand(sample["image"], sample["label"], self.schema)
+        return {**sample, "image": image, "label": label}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schema={self.schema.name!r})"

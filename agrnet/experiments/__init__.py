@@ -60,6 +60,7 @@ from agrnet.experiments.tables import (
     rule_line,
     runs_table,
     split_section,
+    sure_rule_line,
     verdict_lines,
     yaw_table,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "seed_reports",
     "split_section",
     "summarise",
+    "sure_rule_line",
     "verdict_lines",
     "yaw_table",
 ]

@@ -53,23 +53,30 @@ class Evaluation:
     """Score on ``split``; ``by_yaw`` adds one score per head pose (FASSEG multipose samples carry ``yaw``);
     ``photos`` scores through the photo pipeline (``agrnet.faces.score_photos``: each face found, aligned, parsed
     with its context view and pasted back) instead of resizing each image whole; ``shrink`` N > 1 shows it each
-    photo with N times less detail (``agrnet.data.transforms.LowResolution``), as a small photo's faces."""
+    photo with N times less detail (``agrnet.data.transforms.LowResolution``), as a small photo's faces; ``hands``
+    raises a hand over each photo's face (``agrnet.data.transforms.RaisedHand``: the same hand for an image every
+    time, its pixels labelled background)."""
 
     split: str
     by_yaw: bool = False
     photos: bool = False
     shrink: int = 1
+    hands: bool = False
 
     def __post_init__(self) -> None:
         if self.shrink < 1 or (self.shrink > 1 and not self.photos):
             raise ValueError(f"shrink: expected 1, or an integer > 1 with photos; got {self.shrink}")
+        if self.hands and (not self.photos or self.shrink > 1):
+            raise ValueError("hands: scored through the photo pipeline (photos) at full resolution only")
 
     @property
     def key(self) -> str:
         """The name of this evaluation's report in a run's ``metrics``: the split, "(photos)" added, or
-        "(photos, 1/N resolution)" when shrunk."""
+        "(photos, 1/N resolution)" when shrunk, or "(photos, hands)" with hands."""
         if self.shrink > 1:
             return f"{self.split} (photos, 1/{self.shrink} resolution)"
+        if self.hands:
+            return f"{self.split} (photos, hands)"
         return f"{self.split} (photos)" if self.photos else self.split
 
     @property
@@ -163,6 +170,15 @@ LARGE_SIZE = 320
 pixels), so that the eyes and the mouth of a face in the model's frame span more pixels."""
 PHOTO_LONG_LARGE = Variant({**PHOTO_LONG.settings, "size": LARGE_SIZE}, ZOOM_EVALUATIONS)
 """``PHOTO_LONG`` trained, and parsing, at ``LARGE_SIZE`` px."""
+LARGE_RECIPE = f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps, {LARGE_SIZE} px"
+"""The name of ``PHOTO_LONG_LARGE``'s variant, the recipe of the default photo model."""
+HANDS_EVALUATIONS = (*ZOOM_EVALUATIONS, Evaluation("val", photos=True, hands=True))
+"""``ZOOM_EVALUATIONS`` and ``val`` through the photo pipeline with a hand raised over each face."""
+PHOTO_LONG_LARGE_HANDS = Variant(
+    {**PHOTO_LONG_LARGE.settings, "augment": (*PHOTO_LONG_LARGE.settings["augment"], "hands")}, HANDS_EVALUATIONS
+)
+"""``PHOTO_LONG_LARGE`` (the recipe of the default photo model) with hands raised over the faces it trains on
+(``agrnet.data.transforms.raise_hand``)."""
 PHOTO_LONG_LOW_RESOLUTION = Variant(
     {**PHOTO_LOW_RESOLUTION.settings, "steps": LONG_STEPS}, LOW_RESOLUTION_EVALUATIONS
 )
@@ -309,6 +325,15 @@ EXPERIMENTS: dict[str, Experiment] = {
         PAIRED_SEEDS,
         "book/results/fasseg_photo_long_320.json",
         reference=f"appearance, leaves, pretrained, clothes, {LONG_STEPS} steps",
+    ),
+    "fasseg-photo-hands": Experiment(
+        {
+            LARGE_RECIPE: Variant(PHOTO_LONG_LARGE.settings, HANDS_EVALUATIONS),
+            f"{LARGE_RECIPE}, hands": PHOTO_LONG_LARGE_HANDS,
+        },
+        PAIRED_SEEDS,
+        "book/results/fasseg_photo_hands.json",
+        reference=LARGE_RECIPE,
     ),
     "fasseg-short-decay": Experiment(
         {"baseline": BASELINE, "full": Variant()},

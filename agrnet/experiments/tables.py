@@ -176,6 +176,25 @@ def rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
     return f"{variant} minus {results['reference']} on {split}, {_keep(difference['mean'], difference['seeds'])}"
 
 
+def sure_rule_line(
+    results: Mapping[str, Any], variant: str, split: str, guard_split: str, tolerance: float = 0.003
+) -> str:
+    """The verdict of a keep-if-sure rule fixed before the runs: ``variant`` is kept when the 95 % interval of its
+    paired difference to the reference on ``split`` lies above zero and its mean paired difference on
+    ``guard_split`` is above ``-tolerance`` (F1 as a fraction: 0.003 is 0.3 points)."""
+    paired = results.get("paired", {}).get(variant, {})
+    difference, guard = paired.get(split), paired.get(guard_split)
+    if difference is None or guard is None:
+        return f"{variant}: no paired runs on {split} and {guard_split} yet."
+    sure = difference["low"] is not None and difference["low"] > 0
+    kept = "kept" if sure and guard["mean"] > -tolerance else "not kept"
+    return (
+        f"{variant} minus {results['reference']} over seeds {difference['seeds']}: {interval_text(difference)} "
+        f"points on {split}, {interval_text(guard)} on {guard_split}, so by the rule (kept when the first interval "
+        f"lies above zero and the second mean above {-100 * tolerance:+.1f}) it is {kept}."
+    )
+
+
 def flip_rule_line(results: Mapping[str, Any], variant: str, split: str) -> str:
     """The verdict of a keep-if-positive rule on flip test-time augmentation: over ``variant``'s runs, the mean
     paired difference of each run's score on ``split`` with flip (``Evaluation.flip_key``) and without it."""

@@ -25,7 +25,8 @@ from agrnet.bench import peak_rss_mib
 from agrnet.checkpoint import load_model
 from agrnet.config import TrainConfig
 from agrnet.data.datasets import build_dataset
-from agrnet.data.transforms import EvalTransform, LowResolution
+from agrnet.data.labels import FASSEG
+from agrnet.data.transforms import EvalTransform, LowResolution, RaisedHand
 from agrnet.evaluate import evaluate
 from agrnet.experiments.results import load_average
 from agrnet.experiments.spec import Evaluation
@@ -45,11 +46,12 @@ def score(model: torch.nn.Module, root: Path, evaluation: Evaluation, size: int,
     With ``by_yaw``, each head pose is scored on its own (``by_yaw`` maps the yaw in degrees, as text, to its
     report) and the split's report is that of the summed confusion matrices, so no image is run twice. With
     ``photos``, the split goes through the photo pipeline (``agrnet.faces.score_photos``), each photo shrunk
-``evaluation.shrink`` times in detail.
+    ``evaluation.shrink`` times in detail, or with a hand over its face (``evaluation.hands``).
     """
     if evaluation.photos:
-        shrunk = LowResolution(evaluation.shrink) if evaluation.shrink > 1 else None
-        dataset = build_dataset("fasseg", root, evaluation.split, transform=shrunk)
+        changed = LowResolution(evaluation.shrink) if evaluation.shrink > 1 else None
+        changed = RaisedHand(FASSEG) if evaluation.hands else changed
+        dataset = build_dataset("fasseg", root, evaluation.split, transform=changed)
         predictor = Predictor(model, dataset.schema, device="cpu", size=size, flip=flip)
         report = score_photos(predictor, dataset, FaceDetector(), require_frame(dataset.schema))
         return {**report, "flip": flip, "skipped": []}
