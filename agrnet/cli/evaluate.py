@@ -164,13 +164,13 @@ def evaluation_command(name: str, command: str) -> str:
     return shlex.join(["agrnet", "evaluate", "--weights", name, *options])
 
 
-def _command(args: argparse.Namespace, size: int, flip_default: bool, scales_default: tuple[float, ...]) -> str:
+def _command(args: argparse.Namespace, size: int, flip_default: bool) -> str:
     words = ["agrnet", "evaluate", *model_source_words(args), "--dataset", args.dataset, "--split", args.split]
     words += ["--data-root", str(args.data_root)] if args.data_root is not None else []
     words += ["--num-images", str(args.num_images)] if args.num_images is not None else []
     words += ["--size", str(size), "--batch-size", str(args.batch_size), "--amp", args.amp, "--device", args.device]
     words += ["--flip"] if args.flip else ["--no-flip"] if flip_default else []
-    words += ["--scales", *(f"{scale:g}" for scale in args.scales)] if args.scales != scales_default else []
+    words += ["--scales", *(f"{scale:g}" for scale in args.scales)] if args.scales != (1.0,) else []
     words += ["--photos"] if args.photos else []
     words += ["--context", f"{args.context:g}"] if args.photos and args.context not in (None, CONTEXT) else []
     words += ["--recompute-bn", args.recompute_bn] if args.recompute_bn is not None else []
@@ -216,8 +216,7 @@ def run(args: argparse.Namespace) -> int:
         flip_default = bool(payload.get("flip", False))  # shipped weights' ModelWeights.flip; off for a checkpoint
         args.flip = flip_default if args.flip is None else args.flip
         size = args.size or checkpoint_size(payload)
-        scales_default = tuple(payload.get("scales", (1.0,)))  # shipped weights' ModelWeights.scales
-        args.scales = check_scales(scales_default if args.scales is None else args.scales, (size, size), "--scales")
+        args.scales = check_scales(args.scales or (1.0,), (size, size), "--scales")
         dataset, data_schema = build_eval_dataset(args.dataset, args.data_root, args.split, args.num_images, payload,
                                                   size, schema, args.photos)  # fmt: skip
         source = f"weights {args.weights}" if args.weights is not None else f"checkpoint {args.checkpoint}"
@@ -254,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         for message in report["skipped"]:
             print(f"  {message}", file=sys.stderr)
     report = {
-        "command": _command(args, size, flip_default, scales_default),
+        "command": _command(args, size, flip_default),
         "agrnet_version": __version__,
         **model_source_record(args, payload),
         "checkpoint_agrnet_version": payload.get("agrnet_version"),

@@ -42,7 +42,8 @@ def add_switches(parser: argparse.ArgumentParser, switches: Mapping[str, str]) -
 
 def add_inference_options(parser: argparse.ArgumentParser, size_default: str, batch_size: int) -> None:
     """``--size`` (default: ``size_default``, else ``DEFAULT_SIZE``), ``--batch-size``, ``--flip`` or ``--no-flip``
-    and ``--scales`` (default None: as the model says), ``--amp`` and ``--device``: how the command runs its model."""
+    (default None: as the model says), ``--scales`` (default None: 1), ``--amp`` and ``--device``: how the command
+    runs its model."""
     parser.add_argument(
         "--size", type=int, default=None, help=f"model input size (default: {size_default}, else {DEFAULT_SIZE})"
     )
@@ -55,7 +56,7 @@ def add_inference_options(parser: argparse.ArgumentParser, size_default: str, ba
     parser.add_argument(
         "--scales", type=float, nargs="+", default=None, metavar="FACTOR",
         help="multi-scale test-time augmentation: parse each image resized by each FACTOR of the model input size "
-        "and average (default: as the shipped weights' card says, else 1: the input size alone)",
+        "and average the results (default: 1, the input size alone)",
     )  # fmt: skip
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none", help="mixed precision (default: none)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
