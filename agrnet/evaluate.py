@@ -59,22 +59,25 @@ def predict_logits(
     dtype (torch.bfloat16, torch.float16) or None.
     """
     check_scales(scales, images.shape[-2:])
+    return sum(_logits_at_scale(model, images, schema, flip, amp, scale) for scale in scales) / len(scales)
+
+
+def _logits_at_scale(
+    model: nn.Module, images: torch.Tensor, schema: LabelSchema, flip: bool, amp: torch.dtype | None, scale: float
+) -> torch.Tensor:
+    """``predict_logits`` at one scale: the images resized by ``scale``, parsed (with their mirror when ``flip``),
+    and the logits resized back to the images' size."""
     size = images.shape[-2:]
-    total = torch.zeros((), device=images.device)
-    for scale in scales:
-        scaled = images if scale == 1 else F.interpolate(
-            images, size=scaled_size(size, scale), mode="bilinear", align_corners=False, antialias=scale < 1
-        )  # fmt: skip
-        batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
-        with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
-            logits = model(batch).logits.float()
-        if flip:
-            plain, mirrored = logits.chunk(2)
-            logits = (plain + flip_logits(mirrored, schema)) / 2
-        if scale != 1:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        total = total + logits
-    return total / len(scales)
+    scaled = images if scale == 1 else F.interpolate(
+        images, size=scaled_size(size, scale), mode="bilinear", align_corners=False, antialias=scale < 1
+    )  # fmt: skip
+    batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
+    with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
+        logits = model(batch).logits.float()
+    if flip:
+        plain, mirrored = logits.chunk(2)
+        logits = (plain + flip_logits(mirrored, schema)) / 2
+    return logits if scale == 1 else F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def scaled_size(size: Sequence[int], scale: float) -> tuple[int, int]:
@@ -263,11 +266,11 @@ def format_table(report: Mapping[str, Any], schema: LabelSchema, dataset: str | 
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         blocks.append("\n".join(_table_line(row, widths) for row in rows))
     groups = "; group F1 merges its classes, see agrnet.metrics" if schema.groups else ""
-    scales = report.get("scales", [1.0])
-    scales = "" if list(scales) == [1.0] else "  scales " + ", ".join(f"{scale:g}" for scale in scales)
+    scales = list(report.get("scales", [1.0]))
+    scales_text = "" if scales == [1.0] else "  scales " + ", ".join(f"{scale:g}" for scale in scales)
     summary = (
         f"mIoU {cell(_percent(report.get('miou')))}  pixel accuracy {cell(_percent(report.get('pixel_accuracy')))}  "
-        f"images {report.get('num_images', '-')}  flip {'on' if report.get('flip') else 'off'}{scales}{groups}"
+        f"images {report.get('num_images', '-')}  flip {'on' if report.get('flip') else 'off'}{scales_text}{groups}"
     )
     return "\n\n".join([*blocks, summary])
 

@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out, "--out", folder=True)
         device = parse_device(args.device)
         options = {"device": device, "size": args.size, "batch_size": args.batch_size, "amp": AMP_DTYPES[args.amp]}
-        options.update({} if args.scales is None else {"scales": check_scales(args.scales, name="--scales")})
+        if args.scales is not None:
+            options["scales"] = check_scales(args.scales, name="--scales")
         if weights is not None:
             predictor = Predictor.from_weights(weights, flip=args.flip, **options)
         else:

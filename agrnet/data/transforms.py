@@ -125,6 +125,11 @@ def clothes(outside: torch.Tensor, colours: torch.Tensor) -> tuple[torch.Tensor,
     return inside.to(outside.device) & outside, (colour[:, None, None] * shade).clamp(0, 1).to(outside.device)
 
 
+def outside_face(label: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
+    """Where ``label`` (H x W) shows no face: background (id 0) or ignored (an affine's uncovered border)."""
+    return (label == 0) | (label == schema.ignore_index)
+
+
 def _capsules(points: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
     """The distance of each of ``points`` (H x W x 2) to each segment ``starts`` -> ``ends`` (K x 2): K x H x W."""
     direction = ends - starts
@@ -183,7 +188,7 @@ def raise_hand(
     """``image`` (3 x H x W) with a ``hand`` over the face that ``label`` (H x W, of ``schema``) outlines, in the
     face's skin tone (its "skin" pixels; all its face pixels for a schema without "skin"), and the label of what it
     shows: the hand's pixels are background (id 0). Both unchanged when the label holds no face."""
-    outside = (label == 0) | (label == schema.ignore_index)
+    outside = outside_face(label, schema)
     skin = label == schema.classes.index("skin") if "skin" in schema.classes else ~outside
     raised = hand(outside, image.flatten(1)[:, skin.flatten()].T.float())
     if raised is None:
@@ -278,7 +283,7 @@ class Appearance:
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``image`` (3 x H x W in [0, 1]) with the augmentations drawn for it, which ``label`` (H x W) places, and the
         label of what it shows (``label`` itself unless a hand covers part of the face)."""
-        outside = (label == 0) | (label == self.schema.ignore_index)
+        outside = outside_face(label, self.schema)
         if "background" in self.kinds and torch.rand(()) < self.p:
             image = torch.where(outside, procedural_background(*label.shape).to(image), image)
         if "leaves" in self.kinds and torch.rand(()) < self.p:

@@ -49,8 +49,10 @@ def score(model: torch.nn.Module, root: Path, evaluation: Evaluation, size: int,
     ``evaluation.shrink`` times in detail, or with a hand over its face (``evaluation.hands``).
     """
     if evaluation.photos:
-        changed = LowResolution(evaluation.shrink) if evaluation.shrink > 1 else None
-        changed = RaisedHand(FASSEG) if evaluation.hands else changed
+        if evaluation.hands:
+            changed = RaisedHand(FASSEG)
+        else:
+            changed = LowResolution(evaluation.shrink) if evaluation.shrink > 1 else None
         dataset = build_dataset("fasseg", root, evaluation.split, transform=changed)
         predictor = Predictor(model, dataset.schema, device="cpu", size=size, flip=flip)
         report = score_photos(predictor, dataset, FaceDetector(), require_frame(dataset.schema))
